@@ -1,0 +1,19 @@
+"""Command-line interface: a thin layer over the Python API.
+
+Each area registers its commands in its own module onto :data:`app`.
+"""
+
+from __future__ import annotations
+
+# Importing a command module registers its commands on ``app``.
+from plismbench.cli import data as _data  # noqa: F401
+from plismbench.cli import evaluate as _evaluate  # noqa: F401
+from plismbench.cli import extract as _extract  # noqa: F401
+from plismbench.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,3 @@
+"""CLI commands for the data stage (see plismbench.data)."""
+
+from plismbench.cli.app import app  # noqa: F401

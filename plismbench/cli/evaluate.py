@@ -1,0 +1,3 @@
+"""CLI commands for evaluate and leaderboard."""
+
+from plismbench.cli.app import app  # noqa: F401
