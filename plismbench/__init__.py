@@ -17,14 +17,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API: dict[str, str] = {
-    "evaluate": "plismbench.evaluate.engine",
+    "evaluate": "plismbench.evaluate",
     "EvaluationResult": "plismbench.evaluate.engine",
     "leaderboard": "plismbench.evaluate.leaderboard",
     "pair_ranks": "plismbench.metrics.ranks",
     "download": "plismbench.data.download",
     "open_source": "plismbench.data.sources",
     "synth": "plismbench.data.synth",
-    "extract": "plismbench.extract.engine",
+    "extract": "plismbench.extract",
     "register_extractor": "plismbench.extractors.registry",
     "get_extractor": "plismbench.extractors.registry",
     "list_extractors": "plismbench.extractors.registry",
@@ -35,5 +35,8 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        value = getattr(importlib.import_module(_API[name]), name)
+        if name not in globals():  # a subpackage of the same name may have bound itself
+            globals()[name] = value
+        return globals()[name]
     raise AttributeError(f"module 'plismbench' has no attribute {name!r}")

@@ -1,0 +1,91 @@
+"""The resumable intermediate results of one evaluation.
+
+``<output>/.cache/`` holds one file per finished slide pair (its match similarities and
+cross counts) and one per finished slide (its intra counts), each written atomically.
+``key.json`` names the inputs they came from; a different key wipes the cache, so a
+changed input never reuses stale results. Ranks do not depend on k, so changing
+``--top-k`` reuses everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from plismbench.evaluate.store import FeatureStore
+from plismbench.metrics.ranks import CrossCounts
+from plismbench.utils.io import save_npy, save_npz, write_json
+
+#: Bump when the meaning of cached files changes.
+CACHE_FORMAT = 1
+
+
+def cache_key(store: FeatureStore, rows: np.ndarray, backend: str) -> str:
+    """Digest of everything that changes a rank: files (size, mtime), rows, backend."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "backend": backend,
+        "rows": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
+        "slides": [[s.slide_id, s.size, s.mtime_ns, list(s.shape), s.dtype] for s in store.slides],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class PairCache:
+    """Per-pair and per-slide intermediate files under one directory."""
+
+    def __init__(self, root: Path, key: str, *, reset: bool = False) -> None:
+        self.root = root
+        key_file = root / "key.json"
+        stale = reset or not key_file.is_file() or _read_key(key_file) != key
+        if stale and root.exists():
+            shutil.rmtree(root)
+        (root / "pairs").mkdir(parents=True, exist_ok=True)
+        (root / "intra").mkdir(parents=True, exist_ok=True)
+        if stale:
+            write_json(key_file, {"key": key, "format": CACHE_FORMAT})
+
+    def _pair(self, i: int, j: int) -> Path:
+        return self.root / "pairs" / f"{i:04d}_{j:04d}.npz"
+
+    def _intra(self, a: int) -> Path:
+        return self.root / "intra" / f"{a:04d}.npy"
+
+    def has_pair(self, i: int, j: int) -> bool:
+        return self._pair(i, j).is_file()
+
+    def save_pair(self, i: int, j: int, counts: CrossCounts) -> None:
+        save_npz(
+            self._pair(i, j),
+            match=counts.match.astype(np.float32),
+            a_to_b=counts.a_to_b.astype(np.int32),
+            b_to_a=counts.b_to_a.astype(np.int32),
+        )
+
+    def load_pair(self, i: int, j: int) -> CrossCounts:
+        with np.load(self._pair(i, j)) as z:
+            return CrossCounts(
+                match=z["match"],
+                a_to_b=z["a_to_b"].astype(np.int64),
+                b_to_a=z["b_to_a"].astype(np.int64),
+            )
+
+    def has_intra(self, a: int) -> bool:
+        return self._intra(a).is_file()
+
+    def save_intra(self, a: int, counts: np.ndarray) -> None:
+        save_npy(self._intra(a), counts.astype(np.int32))
+
+    def load_intra(self, a: int) -> np.ndarray:
+        return np.load(self._intra(a)).astype(np.int64)
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_text())["key"])
+    except (OSError, ValueError, KeyError):
+        return None

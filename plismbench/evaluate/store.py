@@ -1,0 +1,171 @@
+"""The feature store: ``<features-dir>/<model>/<slide_id>/features.npy``.
+
+Each file is a float array (n_tiles, 3 + d): (deepzoom_level, x, y), then features;
+every slide of a model has exactly the same coordinate rows. This is the reference's
+layout, so its features evaluate unchanged. A ``meta.json`` may sit beside each file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plismbench.data.catalogue import SlideName, parse_slide_id
+from plismbench.errors import InputError
+from plismbench.metrics.cosine import normalise
+
+FEATURES_FILE = "features.npy"
+META_FILE = "meta.json"
+N_COORDS = 3
+
+
+@dataclass(frozen=True)
+class SlideFile:
+    """One slide's feature file and what its header says."""
+
+    name: SlideName
+    path: Path
+    shape: tuple[int, int]
+    dtype: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def slide_id(self) -> str:
+        return self.name.slide_id
+
+
+@dataclass(frozen=True)
+class FeatureStore:
+    """Validated headers of one model's feature files, sorted by slide id."""
+
+    model: str
+    root: Path
+    slides: tuple[SlideFile, ...]
+
+    @property
+    def n_tiles(self) -> int:
+        return self.slides[0].shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.slides[0].shape[1] - N_COORDS
+
+    @classmethod
+    def open(cls, features_dir: str | os.PathLike[str], model: str) -> FeatureStore:
+        """Find and check every ``features.npy`` of ``model`` (headers only: fast)."""
+        features_dir = Path(features_dir)
+        if not features_dir.is_dir():
+            raise InputError(f"{features_dir}: features directory not found")
+        root = features_dir / model
+        if not root.is_dir():
+            models = sorted(p.name for p in features_dir.iterdir() if p.is_dir())
+            more = f" (+{len(models) - 10} more)" if len(models) > 10 else ""
+            hint = f"; models found there: {', '.join(models[:10])}{more}" if models else ""
+            raise InputError(f"{root}: no features for model {model!r}{hint}")
+        files = sorted(root.glob(f"*/{FEATURES_FILE}"))
+        if len(files) < 2:
+            raise InputError(
+                f"{root}: found {len(files)} slide(s) with {FEATURES_FILE}; need at least 2"
+            )
+        slides = tuple(_read_header(path) for path in files)
+        first = slides[0]
+        for s in slides[1:]:
+            if s.shape != first.shape:
+                raise InputError(
+                    f"{s.path}: shape {s.shape} differs from {first.path} {first.shape}; "
+                    "every slide must have the same tiles and feature dimension"
+                )
+        return cls(model=model, root=root, slides=slides)
+
+    def coords(self) -> np.ndarray:
+        """(n_tiles, 3) coordinates of the first slide (all slides share them)."""
+        return np.load(self.slides[0].path, mmap_mode="r")[:, :N_COORDS].astype(np.int64)
+
+    def iter_normalised(self, rows: np.ndarray, threads: int = 4) -> Iterator[np.ndarray]:
+        """Each slide's rows ``rows``, L2-normalised float32, in slide order.
+
+        Every file is checked in full: same coordinates as the first slide, finite
+        values; the rows used must have a non-zero norm. Files load on ``threads``
+        threads (NumPy releases the GIL for I/O and arithmetic).
+        """
+        reference = self._load(self.slides[0])[:, :N_COORDS]
+
+        def work(s: SlideFile) -> np.ndarray:
+            data = self._load(s)
+            coords = data[:, :N_COORDS]
+            if not np.array_equal(coords, reference):
+                row = int(np.flatnonzero((coords != reference).any(axis=1))[0])
+                raise InputError(
+                    f"{s.path}: coordinates differ from {self.slides[0].path} at row {row} "
+                    f"({coords[row].tolist()} vs {reference[row].tolist()}); slides must share "
+                    "the same tile rows in the same order"
+                )
+            feats = data[:, N_COORDS:]
+            bad = ~np.isfinite(feats).all(axis=1)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{s.path}: row {row} has non-finite values (NaN or inf)")
+            return normalise(feats[rows], what=str(s.path), row_ids=rows)
+
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            # in order, with at most ``threads`` files in flight
+            pending = [pool.submit(work, s) for s in self.slides[:threads]]
+            for i in range(len(self.slides)):
+                if i + threads < len(self.slides):
+                    pending.append(pool.submit(work, self.slides[i + threads]))
+                yield pending[i].result()
+
+    def provenance(self) -> dict[str, Any]:
+        """``meta.json`` beside each file, keyed by slide id (absent ones skipped)."""
+        out: dict[str, Any] = {}
+        for s in self.slides:
+            meta = s.path.parent / META_FILE
+            if meta.is_file():
+                try:
+                    out[s.slide_id] = json.loads(meta.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    out[s.slide_id] = {"unreadable": f"{meta}: {exc}"}
+        return out
+
+    @staticmethod
+    def _load(s: SlideFile) -> np.ndarray:
+        try:
+            data = np.load(s.path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{s.path}: unreadable or truncated .npy ({exc})") from None
+        if data.shape != s.shape:
+            raise InputError(f"{s.path}: changed while being read (shape {data.shape})")
+        return data
+
+
+def _read_header(path: Path) -> SlideFile:
+    slide = parse_slide_id(path.parent.name)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: unreadable or truncated .npy ({exc})") from None
+    if arr.ndim != 2:
+        raise InputError(f"{path}: expected a 2-D array (tiles, 3 + dims), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"{path}: dtype {arr.dtype} is not a float type (float32 expected)")
+    if arr.shape[1] <= N_COORDS or arr.shape[0] < 1:
+        raise InputError(
+            f"{path}: shape {arr.shape} has no feature columns after the 3 coordinate columns"
+        )
+    stat = path.stat()
+    return SlideFile(
+        name=slide,
+        path=path,
+        shape=(int(arr.shape[0]), int(arr.shape[1])),
+        dtype=str(arr.dtype),
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+    )
