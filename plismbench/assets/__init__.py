@@ -1,0 +1,1 @@
+"""Small data shipped with plismbench (see NOTICE.md for attribution)."""

@@ -1,0 +1,129 @@
+"""Talking to the Hugging Face Hub: endpoint, clear errors and ranged reads."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+
+from plismbench.errors import InputError
+
+
+def endpoint() -> str:
+    """The Hub endpoint: ``HF_ENDPOINT`` when set (read at call time), else huggingface.co."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def dataset_page(repo_id: str) -> str:
+    """The public page of a Hub dataset (where its access conditions are accepted)."""
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+def _access_message(repo_id: str, status: int | None) -> str:
+    page = dataset_page(repo_id)
+    return (
+        f"the Hub refused access to {repo_id} (HTTP {status}): the dataset is gated; accept its "
+        f"conditions on {page} with your account, then log in with `hf auth login` or set the "
+        "HF_TOKEN environment variable to a read token"
+    )
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str) -> Iterator[None]:
+    """Turn Hub errors (gated, unauthorised, not found, unreachable) into one clear line."""
+    import httpx2
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        yield
+    except GatedRepoError as exc:
+        raise InputError(_access_message(repo_id, _status(exc))) from exc
+    except RevisionNotFoundError as exc:
+        page = dataset_page(repo_id)
+        raise InputError(f"revision not found in {page}: {_first_line(exc)}") from exc
+    except RepositoryNotFoundError as exc:
+        if _status(exc) in (401, 403):
+            raise InputError(_access_message(repo_id, _status(exc))) from exc
+        raise InputError(
+            f"{dataset_page(repo_id)} was not found (or you have no access: set HF_TOKEN)"
+        ) from exc
+    except HfHubHTTPError as exc:
+        if _status(exc) in (401, 403):
+            raise InputError(_access_message(repo_id, _status(exc))) from exc
+        raise InputError(f"the Hub failed for {repo_id}: {_first_line(exc)}") from exc
+    except (httpx2.HTTPError, LocalEntryNotFoundError) as exc:
+        raise InputError(
+            f"cannot reach the Hub at {endpoint()} for {repo_id}: {_first_line(exc)}"
+        ) from exc
+
+
+def _status(exc: Exception) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class HubFile(io.RawIOBase):
+    """A read-only, seekable file over HTTP Range requests to one Hub file."""
+
+    def __init__(self, repo_id: str, filename: str, revision: str, size: int) -> None:
+        super().__init__()
+        from huggingface_hub import hf_hub_url
+
+        self.repo_id = repo_id
+        self.name = filename
+        self.size = size
+        self.url = hf_hub_url(
+            repo_id, filename, repo_type="dataset", revision=revision, endpoint=endpoint()
+        )
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.size - self._pos)
+        if n <= 0:
+            return 0
+        data = self.read_range(self._pos, n)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read_range(self, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` in one ranged GET."""
+        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+
+        headers = build_hf_headers()
+        headers["Range"] = f"bytes={start}-{start + length - 1}"
+        with hub_errors(self.repo_id):
+            response = http_backoff("GET", self.url, headers=headers, follow_redirects=True)
+            hf_raise_for_status(response)
+        data = response.content
+        if response.status_code == 200:  # the server ignored the range
+            data = data[start : start + length]
+        return data
