@@ -1,3 +1,91 @@
-"""CLI commands for the data stage (see plismbench.data)."""
+"""CLI commands for the data stage: ``download`` and ``synth`` (see plismbench.data)."""
 
-from plismbench.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from plismbench.cli.app import app, err_console
+from plismbench.data.catalogue import N_TILES
+from plismbench.errors import InputError
+
+
+def _split(value: str | None) -> list[str] | None:
+    """``"GIV,GM"`` -> ``["GIV", "GM"]``; None stays None (meaning all)."""
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command()
+def download(
+    download_dir: Path = typer.Option(..., "--download-dir", help="Folder for the h5 files."),
+    workers: int = typer.Option(8, "--workers", min=1, help="Files fetched in parallel."),
+    stainings: str | None = typer.Option(
+        None, "--stainings", help="Comma-separated stainings, e.g. GIV,GM (default: all 13)."
+    ),
+    scanners: str | None = typer.Option(
+        None, "--scanners", help="Comma-separated scanners, e.g. AT2,S60 (default: all 7)."
+    ),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision (default: main)."),
+    expect_tiles: int = typer.Option(
+        N_TILES, "--expect-tiles", help="Tiles each file must hold (0: do not check the count)."
+    ),
+) -> None:
+    """Download the PLISM h5 files (owkin/plism-dataset, ~2.5 GB each), resumably, then verify them.
+
+    The Hub token comes from HF_TOKEN or `hf auth login`; run the same command again to resume.
+    """
+    from plismbench.data.download import download as run
+
+    report = run(
+        download_dir,
+        stainings=_split(stainings),
+        scanners=_split(scanners),
+        workers=workers,
+        revision=revision,
+        n_tiles=expect_tiles or None,
+    )
+    if not report.complete:
+        raise InputError(report.summary() + "; run the same command again to resume")
+    err_console.print(report.summary(), highlight=False)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    tiles: int | None = typer.Option(
+        None, "--tiles", min=1, help="Tiles per slide (default 32, or all images of --from)."
+    ),
+    stainings: str | None = typer.Option(
+        None, "--stainings", help="Comma-separated stainings (default: all 13)."
+    ),
+    scanners: str | None = typer.Option(
+        None, "--scanners", help="Comma-separated scanners (default: all 7)."
+    ),
+    from_dir: Path | None = typer.Option(
+        None, "--from", help="Use your own tiles (a folder of .png/.jpg/.tif) instead of the asset."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same data."),
+    fmt: str = typer.Option(
+        "h5",
+        "--format",
+        help="Comma-separated: h5 (OUT/{slide}.h5), parquet (OUT/parquet/data/), "
+        "folder (OUT/tiles/{slide}/{tile}.png).",
+    ),
+) -> None:
+    """Write a synthetic registered PLISM: real H&E under simulated stainings and scanners."""
+    from plismbench.data.synth import synth as run
+
+    formats = _split(fmt) or []
+    path = run(
+        out,
+        n_tiles=tiles,
+        stainings=_split(stainings),
+        scanners=_split(scanners),
+        from_dir=from_dir,
+        seed=seed,
+        formats=formats,
+    )
+    err_console.print(f"synthetic PLISM ({', '.join(formats)}) written to {path}", highlight=False)
