@@ -75,6 +75,7 @@ class HEDHistogram(torch.nn.Module):
         od = -torch.log10((torch.arange(256, dtype=torch.float64) + 1.0) / 256.0)
         luts = od.view(1, 256, 1) * hed_from_rgb.view(3, 1, 3) * scale.view(1, 1, 3)
         luts[0] -= (lo * scale).view(1, 3)
+        self.luts: torch.Tensor
         self.register_buffer("luts", luts.float(), persistent=False)  # (3 rgb, 256, 3 hed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +130,10 @@ BASELINES: tuple[ExtractorSpec, ...] = (
             "Ruifrok AC, Johnston DA. Quantification of histochemical staining by colour "
             "deconvolution. Anal Quant Cytol Histol. 2001;23(4):291-299."
         ),
-        description="Baseline: sqrt of 32-bin haematoxylin, eosin and DAB histograms, every 2nd pixel (no weights).",
+        description=(
+            "Baseline: sqrt of 32-bin haematoxylin, eosin and DAB histograms, every 2nd pixel "
+            "(no weights)."
+        ),
         **_RAW,
     ),
 )

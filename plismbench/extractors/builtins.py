@@ -98,7 +98,9 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         licence=_NC_ND,
         citation=_H0_MINI_CITE,
         aliases=("h0-mini-cls+mean",),
-        description="H0-mini, CLS concatenated with the mean of the patch tokens (registers excluded).",
+        description=(
+            "H0-mini, CLS concatenated with the mean of the patch tokens (registers excluded)."
+        ),
         extra=_H0_MINI_EXTRA,
     ),
     ExtractorSpec(
@@ -113,7 +115,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="bioptimus/H-optimus-0",
         gated=True,
         licence="Apache-2.0",
-        citation="Saillard C, Jenatton R, Llinares-López F, et al. H-optimus-0 (2024). github.com/bioptimus/releases",
+        citation=(
+            "Saillard C, Jenatton R, Llinares-López F, et al. H-optimus-0 (2024). "
+            "github.com/bioptimus/releases"
+        ),
         description="ViT-g/14 + 4 registers (Bioptimus).",
         extra=_HOPTIMUS_EXTRA,
     ),
@@ -143,7 +148,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="MahmoodLab/UNI",
         gated=True,
         licence=_NC_ND,
-        citation="Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for computational pathology. Nat Med 2024",
+        citation=(
+            "Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for "
+            "computational pathology. Nat Med 2024"
+        ),
         aliases=("uni-v1",),
         description="ViT-L/16 (Mahmood Lab).",
         extra={
@@ -162,7 +170,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="MahmoodLab/UNI2-h",
         gated=True,
         licence=_NC_ND,
-        citation="Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for computational pathology. Nat Med 2024",
+        citation=(
+            "Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for "
+            "computational pathology. Nat Med 2024"
+        ),
         aliases=("uni-v2",),
         description="ViT-H/14 + 8 registers (Mahmood Lab).",
         extra={
@@ -193,7 +204,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="paige-ai/Virchow",
         gated=True,
         licence="Apache-2.0",
-        citation="Vorontsov E, Bozkurt A, Casson A, et al. A foundation model for clinical-grade computational pathology and rare cancers detection. Nat Med 2024",
+        citation=(
+            "Vorontsov E, Bozkurt A, Casson A, et al. A foundation model for clinical-grade "
+            "computational pathology and rare cancers detection. Nat Med 2024"
+        ),
         description="ViT-H/14 (Paige); CLS + mean of patch tokens.",
         extra={
             "timm_kwargs": _SWIGLU,
@@ -211,7 +225,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="paige-ai/Virchow2",
         gated=True,
         licence=_NC_ND,
-        citation="Zimmermann E, Vorontsov E, Viret J, et al. Virchow2: scaling self-supervised mixed magnification models in pathology. arXiv:2408.00738",
+        citation=(
+            "Zimmermann E, Vorontsov E, Viret J, et al. Virchow2: scaling self-supervised "
+            "mixed magnification models in pathology. arXiv:2408.00738"
+        ),
         description="ViT-H/14 + 4 registers (Paige); CLS + mean of patch tokens.",
         extra={
             "timm_kwargs": _SWIGLU,
@@ -231,7 +248,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="prov-gigapath/prov-gigapath",
         gated=True,
         licence="Apache-2.0",
-        citation="Xu H, Usuyama N, Bagga J, et al. A whole-slide foundation model for digital pathology from real-world data. Nature 2024",
+        citation=(
+            "Xu H, Usuyama N, Bagga J, et al. A whole-slide foundation model for digital "
+            "pathology from real-world data. Nature 2024"
+        ),
         aliases=("gigapath",),
         description="ViT-g/16 tile encoder (Microsoft / Providence); resize 256, centre crop 224.",
         extra={
@@ -257,7 +277,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         params_m=86,
         hub_id="owkin/phikon",
         licence="Owkin non-commercial",
-        citation="Filiot A, Ghermi R, Olivier A, et al. Scaling self-supervised learning for histopathology with masked image modeling. medRxiv 2023",
+        citation=(
+            "Filiot A, Ghermi R, Olivier A, et al. Scaling self-supervised learning for "
+            "histopathology with masked image modeling. medRxiv 2023"
+        ),
         requires=_TRANSFORMERS,
         description="ViT-B/16 iBOT (Owkin); CLS of the last hidden state.",
         extra={
@@ -284,7 +307,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         params_m=303,
         hub_id="owkin/phikon-v2",
         licence="Owkin non-commercial",
-        citation="Filiot A, Jacob P, Mac Kain A, Saillard C. Phikon-v2, a large and public feature extractor for biomarker prediction. arXiv:2409.09173",
+        citation=(
+            "Filiot A, Jacob P, Mac Kain A, Saillard C. Phikon-v2, a large and public feature "
+            "extractor for biomarker prediction. arXiv:2409.09173"
+        ),
         requires=_TRANSFORMERS,
         description="ViT-L/16 DINOv2 (Owkin); CLS of the last hidden state.",
         extra={
@@ -314,7 +340,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="MahmoodLab/CONCH",
         gated=True,
         licence=_NC_ND,
-        citation="Lu MY, Chen B, Williamson DFK, et al. A visual-language foundation model for computational pathology. Nat Med 2024",
+        citation=(
+            "Lu MY, Chen B, Williamson DFK, et al. A visual-language foundation model for "
+            "computational pathology. Nat Med 2024"
+        ),
         aliases=("conch-v1",),
         requires=_CONCH,
         description="CONCH ViT-B/16 image encoder, before the contrastive projection.",
@@ -329,7 +358,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="MahmoodLab/TITAN",
         gated=True,
         licence=_NC_ND,
-        citation="Ding T, Wagner SJ, Song AH, et al. Multimodal whole slide foundation model for pathology (TITAN). arXiv:2411.19666",
+        citation=(
+            "Ding T, Wagner SJ, Song AH, et al. Multimodal whole slide foundation model for "
+            "pathology (TITAN). arXiv:2411.19666"
+        ),
         aliases=("conchv15", "conch-v15"),
         requires=(*_TRANSFORMERS, ("einops", "pip install einops einops-exts")),
         description="CONCH v1.5 image encoder, taken from TITAN (Hub code).",
@@ -349,7 +381,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         std=OPENAI_CLIP_STD,
         params_m=88,
         hub_id="vinid/plip",
-        citation="Huang Z, Bianchi F, Yuksekgonul M, et al. A visual-language foundation model for pathology image analysis using medical Twitter. Nat Med 2023",
+        citation=(
+            "Huang Z, Bianchi F, Yuksekgonul M, et al. A visual-language foundation model for "
+            "pathology image analysis using medical Twitter. Nat Med 2023"
+        ),
         requires=_TRANSFORMERS,
         description="CLIP ViT-B/32 image features (projected, 512).",
         extra={
@@ -378,7 +413,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         num_prefix_tokens=1,
         params_m=303,
         url="https://github.com/birkhoffkiki/GPFM/releases/download/ckpt/GPFM.pth",
-        citation="Ma J, Guo Z, Zhou F, et al. Towards a generalizable pathology foundation model via unified knowledge distillation. arXiv:2407.18449",
+        citation=(
+            "Ma J, Guo Z, Zhou F, et al. Towards a generalizable pathology foundation model "
+            "via unified knowledge distillation. arXiv:2407.18449"
+        ),
         convert_state_dict=convert_dinov2_chunks,
         description="ViT-L/14 DINOv2-style (HKUST); weights from the GitHub release.",
         extra={
@@ -405,7 +443,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         params_m=86,
         hub_id="histai/hibou-b",
         licence="Apache-2.0",
-        citation="Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision transformers for pathology. arXiv:2406.05074",
+        citation=(
+            "Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision "
+            "transformers for pathology. arXiv:2406.05074"
+        ),
         aliases=("hibou-base",),
         requires=_TRANSFORMERS,
         description="ViT-B/14 + registers (HistAI, Hub code); CLS of the last hidden state.",
@@ -423,7 +464,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         hub_id="histai/hibou-L",
         gated=True,
         licence="Apache-2.0",
-        citation="Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision transformers for pathology. arXiv:2406.05074",
+        citation=(
+            "Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision "
+            "transformers for pathology. arXiv:2406.05074"
+        ),
         aliases=("hibou-large",),
         requires=_TRANSFORMERS,
         description="ViT-L/14 + registers (HistAI, Hub code); CLS of the last hidden state.",
@@ -479,7 +523,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         params_m=1137,
         hub_id="kaiko-ai/midnight",
         licence="MIT",
-        citation="Karasikov M, van Doorn J, Känzig N, et al. Training state-of-the-art pathology foundation models with orders of magnitude less data. arXiv:2504.05186",
+        citation=(
+            "Karasikov M, van Doorn J, Känzig N, et al. Training state-of-the-art pathology "
+            "foundation models with orders of magnitude less data. arXiv:2504.05186"
+        ),
         aliases=("midnight",),
         requires=_TRANSFORMERS,
         description="ViT-g/14 DINOv2 (kaiko.ai); CLS + mean of patch tokens.",
@@ -513,7 +560,10 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
             "pretrained-weights/dino_vit_small_patch8_ep200.torch"
         ),
         licence="see model card (non-commercial)",
-        citation="Kang M, Song H, Park S, Yoo D, Pereira S. Benchmarking self-supervised learning on diverse pathology datasets. CVPR 2023",
+        citation=(
+            "Kang M, Song H, Park S, Yoo D, Pereira S. Benchmarking self-supervised learning "
+            "on diverse pathology datasets. CVPR 2023"
+        ),
         aliases=("lunit-vit-small-8", "lunit-vits8"),
         convert_state_dict=convert_drop_heads,
         description="ViT-S/8 DINO (Lunit); weights from the GitHub release.",
@@ -532,9 +582,14 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         params_m=1136,
         hub_id="timm/vit_giant_patch14_reg4_dinov2.lvd142m",
         licence="Apache-2.0",
-        citation="Darcet T, Oquab M, Mairal J, Bojanowski P. Vision transformers need registers. ICLR 2024",
+        citation=(
+            "Darcet T, Oquab M, Mairal J, Bojanowski P. Vision transformers need registers. "
+            "ICLR 2024"
+        ),
         aliases=("dinov2-vit-giant-imagenet", "dinov2-giant", "dinov2-vitg14-reg"),
-        description="ImageNet-style natural-image baseline: DINOv2 ViT-g/14 + 4 registers (LVD-142M).",
+        description=(
+            "ImageNet-style natural-image baseline: DINOv2 ViT-g/14 + 4 registers (LVD-142M)."
+        ),
         extra={
             "timm_kwargs": {"dynamic_img_size": True, "num_classes": 0},
             "arch": "vit_giant_patch14_reg4_dinov2",

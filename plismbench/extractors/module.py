@@ -56,6 +56,8 @@ class FeatureExtractor(torch.nn.Module):
         std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self.register_buffer("mean255", mean, persistent=False)
         self.register_buffer("inv_std255", 1.0 / std, persistent=False)
+        self.mean255: torch.Tensor
+        self.inv_std255: torch.Tensor
         self._sha256: str | None = None
 
     @property
@@ -148,6 +150,6 @@ class FeatureExtractor(torch.nn.Module):
                 t = tensor.detach().to("cpu").contiguous()
                 digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}".encode())
                 if t.numel():
-                    digest.update(t.reshape(-1).view(torch.uint8).numpy())
+                    digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
             self._sha256 = digest.hexdigest()
         return self._sha256

@@ -9,6 +9,7 @@ directory exported by ``plismbench distill`` (timm ``config.json`` +
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -262,7 +263,7 @@ def _timm_spec(
         ) from None
     prefix = int(getattr(model, "num_prefix_tokens", 0))
     has_cls = getattr(model, "cls_token", None) is not None
-    pooling = extra_cfg.get("pooling") or ("cls" if has_cls else "model")
+    pooling: Any = extra_cfg.get("pooling") or ("cls" if has_cls else "model")
     width = int(getattr(model, "num_features", 0))
     embed_dim = int(extra_cfg.get("embed_dim") or (2 * width if pooling == "cls+mean" else width))
     input_size = pretrained_cfg.get("input_size") or [3, 224, 224]
@@ -444,10 +445,8 @@ def load_extractor(
     backbone.eval().requires_grad_(False)
     extractor = FeatureExtractor(spec, backbone, precision=precision)
     extractor.to(device)
-    try:
+    with contextlib.suppress(Exception):
         extractor.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    except Exception:
-        pass
     extractor.eval()
     if self_check:
         extractor.self_check()
