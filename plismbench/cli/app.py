@@ -7,6 +7,7 @@ from typing import Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from plismbench.errors import PlismbenchError
@@ -22,7 +23,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except PlismbenchError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
 
 

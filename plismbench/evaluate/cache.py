@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from plismbench.evaluate.store import FeatureStore
+from plismbench.metrics.backend import GEMM_ROWS
 from plismbench.metrics.ranks import CrossCounts
 from plismbench.utils.io import save_npy, save_npz, write_json
 
@@ -29,6 +30,7 @@ def cache_key(store: FeatureStore, rows: np.ndarray, backend: str) -> str:
     payload = {
         "format": CACHE_FORMAT,
         "backend": backend,
+        "gemm_rows": GEMM_ROWS,
         "rows": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
         "slides": [[s.slide_id, s.size, s.mtime_ns, list(s.shape), s.dtype] for s in store.slides],
     }

@@ -101,6 +101,10 @@ class FeatureStore:
         def work(s: SlideFile) -> np.ndarray:
             data = self._load(s)
             coords = data[:, :N_COORDS]
+            bad = ~np.isfinite(coords).all(axis=1)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{s.path}: row {row} has non-finite coordinates")
             if not np.array_equal(coords, reference):
                 row = int(np.flatnonzero((coords != reference).any(axis=1))[0])
                 raise InputError(
@@ -147,7 +151,10 @@ class FeatureStore:
 
 
 def _read_header(path: Path) -> SlideFile:
-    slide = parse_slide_id(path.parent.name)
+    try:
+        slide = parse_slide_id(path.parent.name)
+    except InputError as exc:
+        raise InputError(f"{path.parent}: {exc.message}") from None
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
