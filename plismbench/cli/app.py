@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -19,11 +18,13 @@ err_console = Console(stderr=True)
 class _Group(TyperGroup):
     """Turns a :class:`PlismbenchError` into one red line and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except PlismbenchError as exc:
-            err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
+            )
             ctx.exit(exc.exit_code)
 
 

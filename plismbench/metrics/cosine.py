@@ -13,7 +13,8 @@ def normalise(
     """L2-normalise rows in float64, return float32.
 
     Raises :class:`InputError` naming ``what`` and the first bad row (``row_ids[r]`` when
-    the rows were taken from a larger file) for non-finite values or a zero norm. (Norms in float16 overflow above ~256; never used here.)
+    the rows were taken from a larger file) for non-finite values or a zero norm.
+    (Norms in float16 overflow above ~256; never used here.)
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:

@@ -36,9 +36,7 @@ def test_evaluate_then_leaderboard(tmp_path: Path) -> None:
     assert board["rank"].to_list() == [1, 2]
     for model in ("good", "bad"):
         results = pl.read_csv(tmp_path / "m" / "30_tiles" / model / "results.csv")
-        med = {
-            (r["pair_type"], r["metric"]): r["median"] for r in results.iter_rows(named=True)
-        }
+        med = {(r["pair_type"], r["metric"]): r["median"] for r in results.iter_rows(named=True)}
         row = board.filter(pl.col("model") == model).row(0, named=True)
         want = np.mean(
             [med[("all", "cosine_similarity")], med[("cross-scanner", "top_10_accuracy")],
@@ -56,7 +54,9 @@ def test_leaderboard_errors(tmp_path: Path) -> None:
     (tmp_path / "m" / "20_tiles").mkdir(parents=True)
     res = runner.invoke(app, ["leaderboard", "--metrics-dir", str(tmp_path / "m")])
     assert res.exit_code != 0 and "choose one with --n-tiles" in res.output
-    res = runner.invoke(app, ["leaderboard", "--metrics-dir", str(tmp_path / "m"), "--n-tiles", "10"])
+    res = runner.invoke(
+        app, ["leaderboard", "--metrics-dir", str(tmp_path / "m"), "--n-tiles", "10"]
+    )
     assert res.exit_code != 0 and "no finished evaluations" in res.output
 
 

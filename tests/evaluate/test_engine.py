@@ -58,7 +58,7 @@ def test_every_pair_matches_brute_force(tmp_path: Path, signs: bool, device: str
         else:
             np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy(), err_msg=col)
     assert got["top_1_accuracy"].min() < 1  # a non-trivial case
-    types = dict(zip(zip(got["slide_a"], got["slide_b"]), got["pair_type"], strict=True))
+    types = dict(zip(got["slide_a", "slide_b"].rows(), got["pair_type"], strict=True))
     for (a, b), t in types.items():
         sa, sb = parse_slide_id(a), parse_slide_id(b)
         assert (t == "cross-scanner") == (sa.staining == sb.staining and sa.scanner != sb.scanner)
@@ -87,10 +87,22 @@ def test_outputs_and_their_columns(tmp_path: Path) -> None:
     for f in ["metrics.csv", "metrics.parquet", "results.csv", "results.md", "run.json"]:
         assert (out / f).is_file(), f
     csv = pl.read_csv(out / "metrics.csv")
-    required = (
-        "slide_a slide_b staining_a scanner_a staining_b scanner_b pair_type cosine_similarity "
-        "top_1_accuracy top_3_accuracy top_5_accuracy top_10_accuracy mrr median_rank"
-    ).split()
+    required = [
+        "slide_a",
+        "slide_b",
+        "staining_a",
+        "scanner_a",
+        "staining_b",
+        "scanner_b",
+        "pair_type",
+        "cosine_similarity",
+        "top_1_accuracy",
+        "top_3_accuracy",
+        "top_5_accuracy",
+        "top_10_accuracy",
+        "mrr",
+        "median_rank",
+    ]
     assert set(required) <= set(csv.columns)
     # CSV keeps full precision
     np.testing.assert_array_equal(csv["cosine_similarity"], res.metrics["cosine_similarity"])
@@ -217,7 +229,9 @@ def test_tile_subsets(tmp_path: Path) -> None:
 def test_save_ranks(tmp_path: Path) -> None:
     slides = plism_like(np.random.default_rng(8), n=25, signs=True)
     write_store(tmp_path / "f", "m", slides)
-    res = plismbench.evaluate("m", tmp_path / "f", tmp_path / "out", save_ranks=True, progress=False)
+    res = plismbench.evaluate(
+        "m", tmp_path / "f", tmp_path / "out", save_ranks=True, progress=False
+    )
     a, b = sorted(slides)[:2]
     ranks = np.load(res.output_dir / "ranks" / f"{a}---{b}.npy")
     ab, ba = brute_ranks(slides[a], slides[b])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def test_subsets_are_deterministic_sorted_and_nested() -> None:
     for n, s in zip(sizes, subsets, strict=True):
         assert s.size == n and np.all(np.diff(s) > 0)
         np.testing.assert_array_equal(s, select_tiles(16_278, n))
-    for small, big in zip(subsets, subsets[1:]):
+    for small, big in itertools.pairwise(subsets):
         assert np.isin(small, big).all()
     np.testing.assert_array_equal(select_tiles(16_278, 16_278), np.arange(16_278))
 
