@@ -27,6 +27,9 @@ _API: dict[str, str] = {
     "extract": "plismbench.extract",
     "register_extractor": "plismbench.extractors.registry",
     "get_extractor": "plismbench.extractors.registry",
+    "distill": "plismbench.distill",
+    "report": "plismbench.report",
+    "run": "plismbench.pipeline",
     "list_extractors": "plismbench.extractors.registry",
 }
 

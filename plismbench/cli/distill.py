@@ -1,0 +1,3 @@
+"""CLI commands for the distill stage."""
+
+from plismbench.cli.app import app  # noqa: F401

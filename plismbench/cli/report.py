@@ -1,0 +1,3 @@
+"""CLI commands for the report stage."""
+
+from plismbench.cli.app import app  # noqa: F401
