@@ -1,3 +1,181 @@
-"""CLI commands for the extract stage (see plismbench.extract)."""
+"""CLI commands for the extract stage (see plismbench.extract): ``extract`` and ``models``."""
 
-from plismbench.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plismbench.cli.app import app, err_console
+from plismbench.errors import InputError
+
+
+def _load_plugins(plugins: list[str] | None) -> None:
+    """Import ``--plugin`` modules (dotted names or ``.py`` paths) so they register."""
+    for plugin in plugins or []:
+        try:
+            if plugin.endswith(".py") and Path(plugin).is_file():
+                import importlib.util
+
+                spec = importlib.util.spec_from_file_location(Path(plugin).stem, plugin)
+                if spec is None or spec.loader is None:
+                    raise ImportError(plugin)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except Exception as exc:
+            raise InputError(f"plugin {plugin!r} cannot be imported: {exc}") from None
+
+
+@app.command("extract")
+def extract_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "--extractor",
+            "-m",
+            help="Registry name (see `plismbench models`), hf-hub:org/name or an exported folder.",
+        ),
+    ],
+    export_dir: Annotated[
+        Path, typer.Option("--export-dir", "-o", help="Features go to EXPORT_DIR/<model>/<slide>/.")
+    ],
+    download_dir: Annotated[
+        Path | None, typer.Option("--download-dir", help="Local PLISM h5 files.")
+    ] = None,
+    streaming: Annotated[
+        bool, typer.Option("--streaming", help="Stream tiles from the Hugging Face Hub.")
+    ] = False,
+    tiles_dir: Annotated[
+        Path | None, typer.Option("--tiles-dir", help="A folder of tile images.")
+    ] = None,
+    parquet: Annotated[Path | None, typer.Option("--parquet", help="Parquet tile files.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 256,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=0, help="Tile-reading threads.")
+    ] = 4,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="auto (the model's preference), bf16, fp16, fp32.")
+    ] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo slides that are already done.")
+    ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Local weights (.safetensors/.pt) for the architecture."),
+    ] = None,
+    check_precision: Annotated[
+        bool,
+        typer.Option("--check-precision", help="Compare the precision with fp32 on a probe batch."),
+    ] = False,
+    precision_threshold: Annotated[
+        float, typer.Option("--precision-threshold", help="Worst cosine allowed.")
+    ] = 0.99,
+    force: Annotated[
+        bool, typer.Option("--force", help="Go on even if the precision check fails.")
+    ] = False,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="Rows per resume checkpoint.")
+    ] = 4096,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
+    ] = None,
+) -> None:
+    """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
+    _load_plugins(plugin)
+    chosen = [
+        name
+        for name, value in (
+            ("--download-dir", download_dir),
+            ("--streaming", streaming or None),
+            ("--tiles-dir", tiles_dir),
+            ("--parquet", parquet),
+        )
+        if value is not None
+    ]
+    if len(chosen) != 1:
+        raise InputError(
+            "give exactly one tile source: --download-dir, --streaming, --tiles-dir or --parquet"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
+    from plismbench.data.sources import open_source
+    from plismbench.extract.engine import extract
+
+    source = open_source(
+        download_dir=download_dir, streaming=streaming, tiles_dir=tiles_dir, parquet=parquet
+    )
+    rank = int(os.environ.get("RANK", "0"))
+
+    def log(message: str) -> None:
+        err_console.print(
+            f"[dim]rank {rank}[/] {message}" if "WORLD_SIZE" in os.environ else message
+        )
+
+    result = extract(
+        model,
+        source,
+        export_dir,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        precision=None if precision == "auto" else precision,
+        compile=compile,
+        overwrite=overwrite,
+        weights=weights,
+        check_precision=check_precision,
+        precision_threshold=precision_threshold,
+        force=force,
+        chunk_rows=chunk_rows,
+        log=log,
+    )
+    log(
+        f"{result.model}: {len(result.slides_done)} slides done, {len(result.slides_skipped)} "
+        f"already there, {result.tiles} tiles in {result.seconds:.1f}s "
+        f"({result.tiles_per_s:.0f} tiles/s, {result.precision} on {result.device}) "
+        f"-> {result.export_dir}"
+    )
+
+
+@app.command("models")
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
+    ] = None,
+) -> None:
+    """List the extractors: name, dim, parameters, pooling, gated, licence."""
+    _load_plugins(plugin)
+    from plismbench.extractors.registry import list_extractors
+
+    specs = list_extractors()
+    if as_json:
+        typer.echo(json.dumps([s.summary() for s in specs], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for column in ("name", "dim", "params (M)", "pooling", "gated", "licence"):
+        table.add_column(column, no_wrap=True)
+    for s in specs:
+        table.add_row(
+            s.name,
+            str(s.embed_dim),
+            "-" if s.params_m is None else f"{s.params_m:g}",
+            s.pooling,
+            "yes" if s.gated else "",
+            s.licence,
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    console.print(table)

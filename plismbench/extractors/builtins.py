@@ -559,7 +559,7 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
             "https://github.com/lunit-io/benchmark-ssl-pathology/releases/download/"
             "pretrained-weights/dino_vit_small_patch8_ep200.torch"
         ),
-        licence="see model card (non-commercial)",
+        licence="non-commercial (see card)",
         citation=(
             "Kang M, Song H, Park S, Yoo D, Pereira S. Benchmarking self-supervised learning "
             "on diverse pathology datasets. CVPR 2023"

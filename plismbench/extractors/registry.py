@@ -443,6 +443,16 @@ def load_extractor(
         path = Path(weights)
         load_into(spec, backbone, load_state_file(path), str(path))
     backbone.eval().requires_grad_(False)
+    inner_prefix = getattr(getattr(backbone, "model", None), "num_prefix_tokens", None)
+    if (
+        isinstance(inner_prefix, int)
+        and spec.pooling in ("cls+mean", "mean")
+        and inner_prefix != spec.num_prefix_tokens
+    ):
+        raise InputError(
+            f"model {spec.name!r}: the architecture has {inner_prefix} prefix tokens, the "
+            f"registry declares {spec.num_prefix_tokens}; the patch mean would be wrong"
+        )
     extractor = FeatureExtractor(spec, backbone, precision=precision)
     extractor.to(device)
     with contextlib.suppress(Exception):
