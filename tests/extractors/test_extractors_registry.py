@@ -172,7 +172,7 @@ def test_cli_extract_from_synthetic_h5(tmp_path: Path) -> None:
     data = synth(tmp_path / "plism", n_tiles=4, stainings=["GIV"], scanners=["AT2", "S60"])
     runner = CliRunner()
     args = ["extract", "--extractor", "rgb_histogram", "--download-dir", str(data),
-            "--export-dir", str(tmp_path / "out"), "--batch-size", "3", "--device", "cpu"]  # fmt: skip
+            "--export-dir", str(tmp_path / "out"), "-b", "3", "--device", "cpu"]  # fmt: skip
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     slides = sorted(p.name for p in (tmp_path / "out" / "rgb-histogram").iterdir())
@@ -249,7 +249,7 @@ def test_local_export_dir_and_weights_file(tmp_path: Path) -> None:
     assert loaded.weights_sha256() == model.weights_sha256()
     with pytest.raises(InputError, match="do not fit model 'h0-mini'"):
         load_extractor("h0-mini", weights=export / "model.safetensors", depth=3)
-    with pytest.raises(InputError, match="no config.json"):
+    with pytest.raises(InputError, match=r"no config\.json"):
         get_extractor(str(tmp_path))
 
 
