@@ -1,3 +1,34 @@
-"""CLI commands for the report stage."""
+"""CLI command ``report`` (a thin wrapper over :func:`plismbench.report`)."""
 
-from plismbench.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from plismbench.cli.app import app
+
+stdout = Console()
+
+
+@app.command()
+def report(
+    metrics_dir: Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")],
+    n_tiles: Annotated[
+        int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file to write (default: <metrics-dir>/<n>_tiles/report.html)."),
+    ] = None,
+) -> None:
+    """A self-contained HTML report: leaderboard, heatmaps, scatter, distributions, provenance."""
+    from plismbench.report import files_dir
+    from plismbench.report import report as make_report
+
+    path = make_report(metrics_dir, n_tiles=n_tiles, out=out)
+    stdout.print(
+        f"Report in [bold]{path}[/] (figures as PNGs in {files_dir(path)}/).", highlight=False
+    )

@@ -1,0 +1,252 @@
+"""One self-contained HTML page: inline CSS, PNGs as ``data:`` URIs, no script, no network."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+import numpy as np
+
+from plismbench import __version__
+from plismbench.report.figures import param_text
+from plismbench.report.inputs import ModelRun, ReportInputs
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+margin:0;color:#1f2328;background:#f6f7f9;line-height:1.45}
+main{max-width:1400px;margin:0 auto;padding:24px 32px 48px}
+header{background:#1f3b57;color:#fff;padding:22px 32px}
+header h1{margin:0 0 4px;font-size:26px}header p{margin:0;opacity:.85}
+h2{border-bottom:2px solid #d0d7de;padding-bottom:4px;margin-top:40px}
+h3{margin-top:28px}
+nav{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 18px;margin-top:8px}
+nav a{margin-right:18px;color:#0b5cad;text-decoration:none}
+table{border-collapse:collapse;background:#fff;margin:8px 0 12px;font-size:14px}
+th,td{border:1px solid #d0d7de;padding:5px 10px;text-align:right;vertical-align:top}
+th{background:#eef1f4}td.l,th.l{text-align:left}
+tr:nth-child(even) td{background:#fafbfc}td.best{font-weight:700;color:#0a5d2a}
+td.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+figure{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px;margin:12px 0}
+figure img{display:block;max-width:100%;height:auto}
+figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
+.note{color:#57606a;font-size:14px}
+.prov{overflow-x:auto}
+"""
+
+
+@dataclass(frozen=True)
+class Image:
+    """One PNG of the report: its file name beside the HTML and its bytes."""
+
+    name: str
+    png: bytes
+    alt: str
+    caption: str
+
+
+def _uri(image: Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(image.png).decode("ascii")
+
+
+def _figure(image: Image | None, missing: str) -> str:
+    if image is None:
+        return f'<p class="note">{escape(missing)}</p>'
+    return (
+        f'<figure id="fig-{escape(image.name)}"><img src="{_uri(image)}" '
+        f'alt="{escape(image.alt)}" data-file="{escape(image.name)}">'
+        f"<figcaption>{image.caption}</figcaption></figure>"
+    )
+
+
+def _full(value: Any) -> str:
+    """A float at full precision (shortest round-trip repr)."""
+    if isinstance(value, float):
+        return "n/a" if not np.isfinite(value) else repr(value)
+    return escape(str(value))
+
+
+def _params(params_m: float | None) -> str:
+    return param_text(params_m).replace("parameters unknown", "unknown")
+
+
+def leaderboard_table(inputs: ReportInputs) -> str:
+    """The leaderboard at full precision; the best value of each column in bold."""
+    board = inputs.board
+    params = {m.name: m.params_m for m in inputs.models}
+    cols = [
+        ("cosine_similarity_all", "Median cosine<br>(all pairs)"),
+        ("top_10_cross_scanner", "Median top-10<br>cross-scanner"),
+        ("top_10_cross_staining", "Median top-10<br>cross-staining"),
+        ("top_10_cross_scanner_cross_staining", "Median top-10<br>cross-scanner, cross-staining"),
+        ("leaderboard_metric", "Leaderboard metric<br>(mean of the four)"),
+    ]
+    best = {c: np.nanmax(board[c].to_numpy()) if board.height else None for c, _ in cols}
+    head = "".join(f"<th>{label}</th>" for _, label in cols)
+    rows = []
+    for row in board.iter_rows(named=True):
+        cells = [
+            f"<td>{row['rank']}</td>",
+            f'<td class="l">{escape(row["model"])}</td>',
+            f"<td>{_params(params.get(row['model']))}</td>",
+        ]
+        for c, _ in cols:
+            v = row[c]
+            cls = ' class="mono best"' if v is not None and v == best[c] else ' class="mono"'
+            cells.append(f"<td{cls}>{_full(v)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        '<table id="leaderboard"><thead><tr><th>Rank</th><th class="l">Model</th>'
+        f"<th>Parameters</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _flatten(meta: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in meta.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = " ".join(str(v) for v in value) if key == "argv" else json.dumps(value)
+        else:
+            out[name] = "" if value is None else str(value)
+    return out
+
+
+def provenance_table(run: ModelRun) -> str:
+    """What produced a model's features: one row per ``meta.json`` field, collapsed."""
+    meta = {s: _flatten(m) for s, m in run.provenance.items() if isinstance(m, dict)}
+    n_slides = int(run.run.get("n_slides", 0)) or len(meta)
+    if not meta:
+        return (
+            '<p class="note">No <code>meta.json</code> beside this model\'s features '
+            "(they were not written by <code>plismbench extract</code>), so their "
+            "provenance is unknown.</p>"
+        )
+    keys = list(dict.fromkeys(k for m in meta.values() for k in m if k != "slide_id"))
+    rows = []
+    for key in keys:
+        values = [m.get(key, "") for m in meta.values()]
+        distinct = sorted(set(values))
+        if len(distinct) == 1:
+            shown = escape(distinct[0]) or "&mdash;"
+        elif key == "tile_count" and all(v.isdigit() for v in distinct):
+            nums = sorted(int(v) for v in distinct)
+            shown = f"varies: {nums[0]} to {nums[-1]}"
+        else:
+            shown = (
+                f"{len(distinct)} distinct values: {escape(distinct[0])} &hellip; "
+                f"{escape(distinct[-1])}"
+            )
+        rows.append(f'<tr><td class="l">{escape(key)}</td><td class="l mono">{shown}</td></tr>')
+    return (
+        f'<p class="note"><code>meta.json</code> found for {len(meta)} of {n_slides} slides; '
+        "a value shared by every slide is shown once.</p>"
+        '<div class="prov"><table><thead><tr><th class="l">Field</th><th class="l">Value</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def run_table(run: ModelRun) -> str:
+    """The evaluation's settings from ``run.json``."""
+    fields = [
+        ("plismbench", "plismbench version"),
+        ("n_slides", "slides"),
+        ("n_pairs", "slide pairs"),
+        ("n_tiles", "tiles per slide used"),
+        ("n_tiles_available", "tiles per slide available"),
+        ("tile_subset", "tile subset"),
+        ("dim", "feature dimension"),
+        ("top_k", "top-k"),
+        ("device", "device"),
+        ("features_dir", "features"),
+        ("finished_at", "finished"),
+        ("elapsed_s", "evaluation time (s)"),
+    ]
+    rows = "".join(
+        f'<tr><td class="l">{label}</td><td class="l mono">{_full(run.run[key])}</td></tr>'
+        for key, label in fields
+        if key in run.run
+    )
+    return (
+        '<table><thead><tr><th class="l">Evaluation</th><th class="l">Value</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def render(
+    inputs: ReportInputs,
+    scatter: Image,
+    distributions: Sequence[Image],
+    heatmaps: dict[str, tuple[Image | None, Image | None]],
+) -> str:
+    """The whole page."""
+    models = inputs.models
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>plismbench report: {inputs.n_tiles} tiles per slide</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<header><h1>plismbench report</h1>",
+        f"<p>Robustness to staining and scanner shifts on PLISM: {len(models)} model"
+        f"{'s' if len(models) != 1 else ''}, {inputs.n_tiles} tiles per slide. "
+        f"Generated {now} by plismbench {__version__} from "
+        f"<code>{escape(str(inputs.base))}</code>.</p></header><main>",
+        '<nav><a href="#leaderboard-section">Leaderboard</a><a href="#scatter">Cosine vs top-10</a>'
+        '<a href="#distributions">Distributions</a><a href="#heatmaps">Heatmaps</a>'
+        '<a href="#provenance">Provenance</a></nav>',
+        '<section id="leaderboard-section"><h2>Leaderboard</h2>',
+        '<p class="note">The reference leaderboard metric is the mean of four medians over '
+        "slide pairs: cosine similarity over all pairs, and top-10 accuracy over cross-scanner, "
+        "cross-staining and cross-scanner, cross-staining pairs. Higher is more robust. Values "
+        "at full precision; the best of each column in bold.</p>",
+        leaderboard_table(inputs),
+        "</section>",
+        '<section id="scatter"><h2>Cosine similarity vs top-10 accuracy</h2>',
+        _figure(scatter, ""),
+        "</section>",
+        '<section id="distributions"><h2>Distributions by pair type</h2>',
+        '<p class="note">Each box spans the quartiles of one model\'s slide pairs of one type; '
+        "the black line is the median, whiskers reach 1.5 IQR.</p>",
+        *(_figure(image, "") for image in distributions),
+        "</section>",
+        '<section id="heatmaps"><h2>Heatmaps per model</h2>',
+        '<p class="note">Scanner vs scanner: pairs of slides with the same staining, each cell '
+        "the median over stainings. Staining vs staining: pairs with the same scanner, each cell "
+        "the median over scanners. Top-10 accuracy uses a fixed 0 to 1 colour scale; cosine "
+        "similarity uses each model's own range (cosine levels differ between feature spaces). "
+        "Blank cells have no slide pair.</p>",
+    ]
+    for run in models:
+        scanners, stainings = heatmaps.get(run.name, (None, None))
+        parts += [
+            f"<h3>{escape(run.name)}</h3>",
+            _figure(
+                scanners,
+                "Scanner heatmap not drawn: fewer than two scanners, or no two "
+                "slides with the same staining on different scanners.",
+            ),
+            _figure(
+                stainings,
+                "Staining heatmap not drawn: fewer than two stainings, or no "
+                "two slides with the same scanner and different stainings.",
+            ),
+        ]
+    parts.append('</section><section id="provenance"><h2>Provenance of the features</h2>')
+    for run in models:
+        parts += [
+            f"<h3>{escape(run.name)}</h3>",
+            f'<p class="note">Outputs: <code>{escape(str(run.folder))}</code>. Parameters: '
+            f"{_params(run.params_m)}.</p>",
+            run_table(run),
+            provenance_table(run),
+        ]
+    parts.append("</section></main></body></html>\n")
+    return "\n".join(parts)
