@@ -1,3 +1,97 @@
-"""CLI commands for the run stage."""
+"""CLI command ``run``: the whole benchmark in one command (thin over plismbench.pipeline)."""
 
-from plismbench.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plismbench.cli.app import app, err_console
+
+
+@app.command()
+def run(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model(s) to benchmark (repeat the option). None: the offline demo.",
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="hub (download), streaming, synthetic, or a local folder of h5, "
+            "parquet or <slide_id>/ images. Default: hub with --model, else the demo."
+        ),
+    ] = None,
+    output_dir: Annotated[Path, typer.Option(help="Where everything goes.")] = Path(
+        "plismbench-results"
+    ),
+    n_tiles: Annotated[str | None, typer.Option(help="Tiles per slide for evaluate.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Extraction batch size.")] = 64,
+    workers: Annotated[int | None, typer.Option(help="CPU threads / reader workers.")] = None,
+    keep_data: Annotated[
+        bool, typer.Option(help="Keep the demo's synthetic tiles after extraction.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable results only.")
+    ] = False,
+) -> None:
+    """Run the whole benchmark: data -> extract -> evaluate -> leaderboard -> report.
+
+    With no --model and no --source it runs an offline demo in a few minutes on a CPU.
+    """
+    from plismbench.pipeline import REAL_COMMAND
+    from plismbench.pipeline import run as run_pipeline
+
+    silent = quiet or as_json
+    result = run_pipeline(
+        model,
+        source=source,
+        output_dir=output_dir,
+        n_tiles=n_tiles,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        keep_data=keep_data,
+        progress=not silent,
+        log=None if silent else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False)),
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    out = Console()
+    table = Table(
+        title=f"Leaderboard, {result.n_tiles} tiles per slide (full precision in leaderboard.csv)",
+        title_justify="left",
+    )
+    labels = {
+        "cosine_similarity_all": "Cosine (all)",
+        "top_10_cross_scanner": "Top-10 x-scanner",
+        "top_10_cross_staining": "Top-10 x-staining",
+        "top_10_cross_scanner_cross_staining": "Top-10 x-both",
+        "leaderboard_metric": "Leaderboard metric",
+    }
+    for col in result.leaderboard.columns:
+        table.add_column(labels.get(col, col), justify="left" if col == "model" else "right")
+    for row in result.leaderboard.rows():
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
+    if result.report is not None:
+        out.print(f"Report: [bold]{result.report}[/]", highlight=False)
+    out.print(f"Everything else: [bold]{result.output_dir}[/]", highlight=False)
+    if result.demo:
+        out.print(
+            "[yellow]These are DEMO results[/]: synthetic PLISM made from one CC0 H&E crop, "
+            "weight-free colour-histogram baselines and a ViT-Tiny with RANDOM weights. "
+            f"The real benchmark: [bold]{REAL_COMMAND}[/]",
+            highlight=False,
+        )

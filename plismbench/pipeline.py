@@ -1,0 +1,249 @@
+"""``plismbench run``: download -> extract -> evaluate -> leaderboard -> report.
+
+Every stage resumes and is skipped when its outputs are complete. With no model and no
+source, the embedded demo runs offline: a synthetic PLISM made from the shipped CC0 H&E
+crop, evaluated with the weight-free baselines and a random-weight ViT-Tiny.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+
+from plismbench.data.catalogue import plism_slide_ids
+from plismbench.data.sources import open_source
+from plismbench.errors import InputError
+from plismbench.extractors.spec import IMAGENET_MEAN, IMAGENET_STD, ExtractorSpec
+from plismbench.utils.io import write_json
+
+DEFAULT_OUTPUT_DIR = Path("plismbench-results")
+#: Weight-free baselines plus a random-weight ViT: the offline demo's models.
+DEMO_MODELS: tuple[str, ...] = ("hed-histogram", "rgb-histogram", "vit-tiny-random")
+DEMO_TILES = 48
+DEMO_SEED = 0
+#: What a person types to run the real benchmark.
+REAL_COMMAND = "HF_TOKEN=... uv run plismbench run --model h0-mini --device cuda"
+
+
+def _random_vit_loader(
+    spec: ExtractorSpec, *, pretrained: bool, **overrides: Any
+) -> torch.nn.Module:
+    """ViT-Tiny/16 at 112 px with random weights from a fixed seed (same features every run)."""
+    import timm
+
+    from plismbench.extractors.loaders import TimmBackbone
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = timm.create_model(
+            "vit_tiny_patch16_224", pretrained=False, num_classes=0, **overrides
+        )
+    return TimmBackbone(model, tokens=True)
+
+
+#: Random weights, clearly labelled: shows what an untrained network scores.
+RANDOM_VIT = ExtractorSpec(
+    name="vit-tiny-random",
+    loader=_random_vit_loader,
+    embed_dim=192,
+    pooling="cls",
+    num_prefix_tokens=1,
+    input_size=112,
+    resize=112,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    dtype="fp32",
+    params_m=5.5,
+    licence="n/a (random weights, seed 0)",
+    description="Demo: timm ViT-Tiny/16 at 112 px with RANDOM weights (seed 0), not trained.",
+)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` produced."""
+
+    output_dir: Path
+    models: list[str]
+    n_tiles: int
+    demo: bool
+    leaderboard: pl.DataFrame
+    report: Path | None
+    #: Seconds per stage; a skipped stage is absent.
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output_dir": str(self.output_dir),
+            "demo": self.demo,
+            "models": self.models,
+            "n_tiles": self.n_tiles,
+            "report": None if self.report is None else str(self.report),
+            "leaderboard": self.leaderboard.to_dicts(),
+            "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+
+def run(
+    models: Sequence[str] | None = None,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] = DEFAULT_OUTPUT_DIR,
+    n_tiles: int | str | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int | None = None,
+    keep_data: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the whole benchmark and return the leaderboard and the report's path.
+
+    ``source``: ``"hub"`` (download the h5 files into ``output_dir/data``),
+    ``"streaming"``, ``"synthetic"`` (the demo data), or a local folder of h5 files,
+    parquet files, or ``<slide_id>/<tile_id>.png`` images. With neither ``models`` nor
+    ``source``, the offline demo runs.
+    """
+    say = log or (lambda message: None)
+    out = Path(output_dir)
+    demo = not models and source is None
+    if demo:
+        source = "synthetic"
+        models = list(DEMO_MODELS)
+    elif not models:
+        raise InputError("--model: name at least one model (`plismbench models` lists them)")
+    elif source is None:
+        source = "hub"
+    _register_demo_models()
+    from plismbench.extractors.registry import get_extractor
+
+    specs = [get_extractor(m) for m in models or ()]
+    folders = [s.folder for s in specs]
+    timings: dict[str, float] = {}
+    features_dir, metrics_dir = out / "features", out / "metrics"
+
+    # Stages 1 and 2: data (only when some features are missing), then extraction.
+    expected = plism_slide_ids() if source in ("synthetic", "hub", "streaming") else None
+    todo = [s for s in specs if not _features_complete(features_dir / s.folder, expected)]
+    if todo:
+        t = time.perf_counter()
+        tiles = _open(str(source), out, say)
+        timings["data"] = time.perf_counter() - t
+        from plismbench.extract import extract
+
+        t = time.perf_counter()
+        for spec in todo:
+            say(f"extract: {spec.name}")
+            extract(
+                spec, tiles, features_dir, batch_size=batch_size, device=device,
+                workers=workers if workers is not None else 2, log=say,
+            )  # fmt: skip
+        timings["extract"] = time.perf_counter() - t
+        if source == "synthetic" and not keep_data:
+            shutil.rmtree(out / "data" / "synthetic", ignore_errors=True)
+
+    # Stage 3: evaluate (each call returns at once when already complete).
+    from plismbench.evaluate import evaluate
+    from plismbench.evaluate.leaderboard import leaderboard
+
+    t = time.perf_counter()
+    n_used = 0
+    evaluated = False
+    for folder in folders:
+        say(f"evaluate: {folder}")
+        res = evaluate(
+            folder, features_dir, metrics_dir, n_tiles=n_tiles, device=device,
+            workers=workers, progress=progress,
+        )  # fmt: skip
+        n_used = res.n_tiles
+        evaluated |= not res.reused
+    timings["evaluate"] = time.perf_counter() - t
+
+    # Stages 4 and 5: leaderboard and report.
+    board = leaderboard(metrics_dir, n_used)
+    board = board.filter(pl.col("model").is_in(folders))
+    report_path = _report(metrics_dir, n_used, refresh=evaluated, say=say)
+    if report_path is not None:
+        timings["report"] = 0.0
+    return RunResult(out, folders, n_used, demo, board, report_path, timings)
+
+
+def _register_demo_models() -> None:
+    from plismbench.extractors.registry import list_extractors, register_extractor
+
+    if RANDOM_VIT.name not in {s.name for s in list_extractors()}:
+        register_extractor(RANDOM_VIT)
+
+
+def _features_complete(model_dir: Path, expected: list[str] | None) -> bool:
+    """Every expected slide has its ``features.npy`` (unknown expectations: not complete)."""
+    if expected is None:
+        return False
+    return all((model_dir / sid / "features.npy").is_file() for sid in expected)
+
+
+def _open(source: str, out: Path, say: Callable[[str], None]) -> Any:
+    """A tile source for ``source``, making or downloading the data first if needed."""
+    if source == "synthetic":
+        return open_source(download_dir=_demo_data(out / "data" / "synthetic", say))
+    if source == "hub":
+        from plismbench.data.download import download
+
+        target = out / "data" / "plism"
+        say(f"download: owkin/plism-dataset into {target} (about 225 GB; resumable)")
+        report = download(target)
+        if not report.complete:
+            raise InputError(f"{target}: download incomplete: {report.summary()}")
+        return open_source(download_dir=target)
+    if source == "streaming":
+        return open_source(streaming=True)
+    path = Path(source)
+    if not path.is_dir():
+        raise InputError(
+            f"--source {source!r}: expected hub, streaming, synthetic or an existing folder"
+        )
+    if any(path.glob("*.h5")):
+        return open_source(download_dir=path)
+    if any(path.rglob("*.parquet")):
+        return open_source(parquet=path)
+    if any(p.is_dir() for p in path.iterdir()):
+        return open_source(tiles_dir=path)
+    raise InputError(f"{path}: no *.h5, *.parquet or <slide_id>/ image folders found")
+
+
+def _demo_data(target: Path, say: Callable[[str], None]) -> Path:
+    """The synthetic PLISM of the demo, made once (deterministic) and marked complete."""
+    marker = target / ".complete.json"
+    params = {"tiles": DEMO_TILES, "seed": DEMO_SEED, "format": "h5"}
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return target
+    from plismbench.data.synth import synth
+
+    say(f"synth: 91 synthetic slides x {DEMO_TILES} tiles from the CC0 H&E crop into {target}")
+    shutil.rmtree(target, ignore_errors=True)
+    synth(target, n_tiles=DEMO_TILES, seed=DEMO_SEED, formats=("h5",))
+    write_json(marker, params)
+    return target
+
+
+def _report(
+    metrics_dir: Path, n_tiles: int, *, refresh: bool, say: Callable[[str], None]
+) -> Path | None:
+    try:
+        from plismbench.report import report
+    except ImportError:  # the report module is optional in a partial install
+        return None
+    default = metrics_dir / f"{n_tiles}_tiles" / "report.html"
+    if default.is_file() and not refresh:
+        return default
+    say("report: " + str(default))
+    return Path(report(metrics_dir, n_tiles=n_tiles))
