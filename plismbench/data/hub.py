@@ -1,11 +1,12 @@
-"""Talking to the Hugging Face Hub: endpoint, clear errors and ranged reads."""
+"""Talking to the Hugging Face Hub: endpoint, clear errors, ranged reads and streaming rows."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any
 
 from plismbench.errors import InputError
 
@@ -127,3 +128,46 @@ class HubFile(io.RawIOBase):
         if response.status_code == 200:  # the server ignored the range
             data = data[start : start + length]
         return data
+
+
+def stream_slide_rows(
+    repo_id: str, revision: str, data_files: Sequence[str], slide_id: str
+) -> Generator[tuple[str, Any], None, None]:
+    """``(tile_id, png)`` of one slide's rows, streamed with ``datasets.load_dataset``.
+
+    Only ``data_files`` (the parquet shards holding the slide, paths in the repo) are opened.
+    The ``slide_id`` filter is pushed down to the parquet reader, so row groups of other slides
+    are skipped by their statistics, and is applied again to the streamed rows; ``png`` is cast
+    to ``datasets.Image(decode=False)``, so no image is decoded here: ``png`` is the raw
+    ``{"bytes": ..., "path": ...}`` of the HF Image struct. Rows come in storage order.
+    """
+    import datasets
+    import pyarrow as pa
+    from datasets.exceptions import DatasetsError
+
+    kwargs: dict[str, Any] = {
+        "split": "train",
+        "streaming": True,
+        "revision": revision,
+        "data_files": list(data_files),
+        "columns": ["slide_id", "tile_id", "png"],
+        "filters": [("slide_id", "==", slide_id)],
+    }
+    with hub_errors(repo_id):
+        try:
+            try:
+                rows = datasets.load_dataset(repo_id, **kwargs)
+            except ValueError as exc:
+                if "filters" not in str(exc):
+                    raise
+                del kwargs["filters"]  # datasets without parquet filter push-down
+                rows = datasets.load_dataset(repo_id, **kwargs)
+            rows = rows.cast_column("png", datasets.Image(decode=False))
+            rows = rows.filter(lambda sid: sid == slide_id, input_columns="slide_id")
+            for row in rows:
+                yield str(row["tile_id"]), row["png"]
+        except (DatasetsError, pa.ArrowException, OSError) as exc:
+            raise InputError(
+                f"cannot stream {', '.join(data_files)} of {repo_id}@{revision[:8]} with "
+                f"datasets: {_first_line(exc)}"
+            ) from exc

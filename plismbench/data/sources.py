@@ -518,11 +518,15 @@ class ParquetSource(_ParquetSource):
 
 
 class HubStreamingSource(_ParquetSource):
-    """The parquet shards of a Hub tiles dataset, read with HTTP Range requests.
+    """A Hub tiles dataset, streamed with ``datasets.load_dataset(..., streaming=True)``.
 
-    Nothing is downloaded ahead: listing slides reads the shard footers, indexing a slide reads
-    its ``slide_id`` / ``tile_id`` columns, and only iterated slides have their images fetched.
-    Slides that are already done are therefore skipped without reading or decoding their images.
+    Nothing is downloaded ahead. The slide index comes from cheap metadata read with HTTP Range
+    requests: listing slides reads the shard footers (row-group statistics of ``slide_id``) and
+    indexing a slide reads only its ``slide_id`` / ``tile_id`` columns, which also tells which
+    shards hold it. Only iterated slides are streamed, each with ``datasets`` restricted to the
+    shards that hold it (``data_files``), filtered on ``slide_id`` before anything is decoded
+    (``png`` cast to ``Image(decode=False)``); the PNG bytes are then decoded here. Slides that
+    are already done are therefore skipped without fetching or decoding their images.
     """
 
     def __init__(
@@ -561,3 +565,66 @@ class HubStreamingSource(_ParquetSource):
         from plismbench.data.hub import HubFile
 
         return HubFile(self.repo_id, self.files[i], self.revision, self.sizes[i])
+
+    def shards(self, slide_id: str) -> list[str]:
+        """The parquet shards (paths in the repo) that hold a slide, from its index."""
+        self.coords(slide_id)
+        return [self.files[i] for i in sorted({i for i, _, _ in self._parts[slide_id]})]
+
+    def iter_batches(self, slide_id: str, batch_size: int, start: int = 0) -> Iterator[TileBatch]:
+        """Tiles of one slide from row ``start`` on, streamed with ``datasets``, then decoded.
+
+        Rows arrive in storage order; a batch is decoded and yielded as soon as all its tiles
+        have arrived, and streaming stops after the last batch. When the stored order is the
+        canonical one, at most one batch of PNG bytes is held; otherwise the bytes (not decoded)
+        of the tiles that arrived early are held until their batch is complete.
+        """
+        from plismbench.data.hub import stream_slide_rows
+
+        batches = self._batches(slide_id, batch_size, start)
+        pending = next(batches, None)
+        if pending is None:
+            return
+        names = self._names[slide_id]
+        rank_of = {name: rank for rank, name in enumerate(names)}
+        first = pending[0]
+        where = f"{self._label()} (slide {slide_id!r})"
+        held: dict[int, bytes] = {}
+        seen: set[int] = set()
+        shape: tuple[int, ...] | None = None
+        rows = stream_slide_rows(self.repo_id, self.revision, self.shards(slide_id), slide_id)
+        try:
+            for tile_id, png in rows:
+                rank = rank_of.get(tile_id)
+                if rank is None:
+                    raise InputError(f"{where}: streamed tile {tile_id!r} is not in the index")
+                if rank in seen:
+                    raise InputError(f"{where}: tile {tile_id!r} is stored more than once")
+                seen.add(rank)
+                if rank < first:
+                    continue  # before the resume point: never decoded
+                data = png.get("bytes") if isinstance(png, dict) else png
+                if not isinstance(data, bytes):
+                    raise InputError(f"{where}: tile {tile_id!r} has no image bytes")
+                held[rank] = data
+                while pending is not None:
+                    b, coords = pending
+                    if any(r not in held for r in range(b, b + len(coords))):
+                        break
+                    tiles = []
+                    for r in range(b, b + len(coords)):
+                        tile = decode_image(held.pop(r), where=where, name=names[r])
+                        check_tile(tile, where=where, name=names[r], shape=shape)
+                        shape = tile.shape
+                        tiles.append(tile)
+                    yield TileBatch(slide_id=slide_id, start=b, coords=coords, tiles=_stack(tiles))
+                    pending = next(batches, None)
+                if pending is None:
+                    return  # every requested tile is out: stop streaming
+        finally:
+            rows.close()
+        missing = [names[r] for r in range(first, len(names)) if r not in seen]
+        raise InputError(
+            f"{where}: {len(missing)} tile(s) of the index were not streamed"
+            + (f", e.g. {missing[0]!r}" if missing else "")
+        )

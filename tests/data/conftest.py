@@ -81,3 +81,30 @@ def hub_env(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for key in ("HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         monkeypatch.delenv(key, raising=False)
     return {**os.environ, **env}
+
+
+@pytest.fixture
+def hub_libs(hub_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """``hub_env``, and huggingface_hub / datasets pointed at this test's fake Hub in-process.
+
+    Both libraries read ``HF_ENDPOINT`` and their cache folders once, at import, and the fake
+    Hub has a new port per test: their copies are patched here so that streaming with
+    ``datasets`` can run in the test process. (test_streaming_uses_datasets streams in a fresh
+    process instead, where the environment applies before the import.)
+    """
+    import datasets.config
+    from huggingface_hub import constants
+
+    url = hub_env["HF_ENDPOINT"]
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setattr(constants, "HF_URL_HOSTS", constants.HF_URL_HOSTS | {"127.0.0.1"})
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", hub_env["HF_HUB_CACHE"])
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", url)
+    monkeypatch.setattr(
+        datasets.config, "HUB_DATASETS_URL", url + "/datasets/{repo_id}/resolve/{revision}/{path}"
+    )
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", Path(hub_env["HF_DATASETS_CACHE"]))
+    return hub_env

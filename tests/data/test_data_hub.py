@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from conftest import N
-from fake_hub import FakeHub
+from fake_hub import SHA, FakeHub
 
 from plismbench.data import sources
 from plismbench.data.catalogue import H5_REPO, TILES_REPO
@@ -81,7 +85,24 @@ def test_download_bad_staining(hub_env: dict[str, str], tmp_path: Path) -> None:
     assert "unknown staining 'NOPE'" in res.stderr
 
 
-def test_streaming_matches_h5(hub_env: dict[str, str], synth_dir: Path) -> None:
+def _stream(
+    env: dict[str, str], repo_id: str, h5_dir: Path, start: int = 0, *slides: str
+) -> dict[str, Any]:
+    """Stream in a fresh process (see stream_run.py); its JSON report."""
+    script = Path(__file__).with_name("stream_run.py")
+    res = subprocess.run(
+        [sys.executable, str(script), repo_id, str(h5_dir), str(start), *slides],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    report: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_streaming_matches_h5(hub_libs: dict[str, str], synth_dir: Path) -> None:
     stream = open_source(streaming=True)
     local = open_source(download_dir=synth_dir)
     assert stream.slide_ids() == local.slide_ids()
@@ -90,10 +111,13 @@ def test_streaming_matches_h5(hub_env: dict[str, str], synth_dir: Path) -> None:
         a = np.concatenate([b.tiles for b in stream.iter_batches(sid, 2)])
         b = np.concatenate([b.tiles for b in local.iter_batches(sid, 2)])
         assert np.array_equal(a, b)
+        tail = list(stream.iter_batches(sid, 3, start=2))
+        assert [t.start for t in tail] == [2] and np.array_equal(tail[0].tiles, a[2:])
+        assert list(stream.iter_batches(sid, 2, start=N)) == []
 
 
 def test_streaming_resume_skips_done_slides(
-    hub_env: dict[str, str], fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+    hub_libs: dict[str, str], fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[str] = []
     real = sources.decode_image
@@ -113,6 +137,55 @@ def test_streaming_resume_skips_done_slides(
     total = sum(p.stat().st_size for p in fake_hub.repos[TILES_REPO].rglob("*.parquet"))
     served = sum(r.sent for r in fake_hub.served(".parquet"))
     assert served < 0.5 * total, (served, total)
+
+
+SHARDED = "owkin/plism-sharded"
+
+
+def _sharded_repo(synth_dir: Path, root: Path) -> list[str]:
+    """The synthetic parquet as two shards of two slides; shard 1 stores rows in reverse."""
+    table = pq.read_table(next((synth_dir / "parquet").rglob("*.parquet")))
+    slides = sorted(set(table.column("slide_id").to_pylist()))
+    files = []
+    for k, shard in enumerate((slides[:2], slides[2:])):
+        name = f"data/train-{k:05d}-of-00002.parquet"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(root / name, table.schema) as writer:
+            for sid in shard:
+                rows = table.filter(pc.equal(table.column("slide_id"), sid))
+                if k == 1:
+                    rows = rows.take(list(range(rows.num_rows - 1, -1, -1)))
+                writer.write_table(rows, row_group_size=3)
+        files.append(name)
+    (root / "README.md").write_text("fake sharded tiles\n")
+    return files
+
+
+def test_streaming_uses_datasets(
+    hub_env: dict[str, str], fake_hub: FakeHub, synth_dir: Path, tmp_path: Path
+) -> None:
+    shards = _sharded_repo(synth_dir, tmp_path / "sharded")
+    fake_hub.repos[SHARDED] = tmp_path / "sharded"
+    report = _stream(hub_env, SHARDED, synth_dir, 0)  # the last slide, in shard 1
+    todo = report["slide_ids"][-1]
+    assert report["equal"] == {todo: True}  # rows stored in reverse, tiles in canonical order
+    assert report["starts"] == {todo: [0, 2, 4]} and len(report["decoded"]) == N
+    # The tiles were streamed by datasets.load_dataset, from the one shard holding the slide.
+    [call] = report["calls"]
+    assert call["path"] == SHARDED and call["args"] == []
+    assert call["split"] == "'train'" and call["streaming"] == "True"
+    assert call["revision"] == repr(SHA)
+    assert call["data_files"] == shards[1:]
+    assert repr(("slide_id", "==", todo)) in call["filters"]  # pushed down to the reader
+    # datasets resolved the repo and the shard itself (README, tree of data/), and shard 0,
+    # which holds no unfinished slide, was read only for its index (footer, id columns).
+    paths = [r.path for r in fake_hub.log]
+    assert f"/datasets/{SHARDED}/resolve/{SHA}/README.md" in paths
+    assert f"/api/datasets/{SHARDED}/tree/{SHA}/data" in paths
+    size0 = (tmp_path / "sharded" / shards[0]).stat().st_size
+    served0 = sum(r.sent for r in fake_hub.served(shards[0]))
+    assert served0 < 0.5 * size0, (served0, size0)
+    assert sum(r.sent for r in fake_hub.served(shards[1])) > 0
 
 
 def test_streaming_gated(hub_env: dict[str, str], fake_hub: FakeHub) -> None:
