@@ -1,0 +1,64 @@
+"""Cross-entropy of student prototypes against teacher targets, streamed over rows.
+
+``H(t, s) = -sum_k t_k log softmax(s / tau_s)_k`` for every row, computed in chunks of
+rows so that (rows x K) logits exist for one chunk at a time; with gradients each chunk
+is recomputed in the backward pass (activation checkpointing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from plismbench.distill.centering import TargetFn, entropy
+
+
+@dataclass
+class LossParts:
+    """Mean cross-entropy (differentiable) and the targets' mean entropy (detached)."""
+
+    cross_entropy: torch.Tensor
+    teacher_entropy: torch.Tensor
+
+    @property
+    def kl(self) -> torch.Tensor:
+        """Cross-entropy minus the targets' entropy: the part the student can remove."""
+        return self.cross_entropy.detach() - self.teacher_entropy
+
+
+def _chunk_ce(z: torch.Tensor, w: torch.Tensor, t: torch.Tensor, temp: float) -> torch.Tensor:
+    logp = torch.log_softmax((z @ w.t()).float() / temp, dim=-1)
+    return -(t * logp).sum()
+
+
+def streamed_cross_entropy(
+    student_z: torch.Tensor,
+    student_w: torch.Tensor,
+    targets: TargetFn,
+    student_temp: float = 0.1,
+    chunk: int | None = None,
+) -> LossParts:
+    """Mean over rows of ``H(targets(row), softmax(student_z @ student_w.T / temp))``.
+
+    ``student_z`` (N, d) are normalised bottlenecks, ``student_w`` (K, d) the prototypes,
+    ``targets(lo, hi)`` the teacher's fp32 target rows aligned with ``student_z``.
+    """
+    n = student_z.shape[0]
+    step = n if chunk is None else max(1, chunk)
+    total = student_z.new_zeros((), dtype=torch.float32)
+    ent = student_z.new_zeros((), dtype=torch.float32)
+    grad = torch.is_grad_enabled() and (student_z.requires_grad or student_w.requires_grad)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        with torch.no_grad():
+            t = targets(lo, hi)
+            ent += entropy(t).sum()
+        if grad and step < n:
+            part = checkpoint(_chunk_ce, student_z[lo:hi], student_w, t, student_temp,
+                              use_reentrant=False)  # fmt: skip
+        else:
+            part = _chunk_ce(student_z[lo:hi], student_w, t, student_temp)
+        total = total + part
+    return LossParts(total / max(n, 1), ent / max(n, 1))
