@@ -145,7 +145,7 @@ def run(
             say(f"extract: {spec.name}")
             extract(
                 spec, tiles, features_dir, batch_size=batch_size, device=device,
-                workers=workers if workers is not None else 2, log=say,
+                workers=workers if workers is not None else 2, progress=progress,
             )  # fmt: skip
         timings["extract"] = time.perf_counter() - t
         if source == "synthetic" and not keep_data:

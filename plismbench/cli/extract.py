@@ -88,6 +88,7 @@ def extract_command(
         list[str] | None,
         typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
     _load_plugins(plugin)
@@ -134,7 +135,8 @@ def extract_command(
         precision_threshold=precision_threshold,
         force=force,
         chunk_rows=chunk_rows,
-        log=log,
+        log=None if not quiet and err_console.is_terminal else log,
+        progress=not quiet,
     )
     log(
         f"{result.model}: {len(result.slides_done)} slides done, {len(result.slides_skipped)} "

@@ -32,6 +32,7 @@ from plismbench.extractors.module import FeatureExtractor
 from plismbench.extractors.registry import get_extractor, load_extractor
 from plismbench.extractors.spec import PRECISIONS, ExtractorSpec
 from plismbench.utils.io import save_npy, write_json
+from plismbench.utils.progress import make_progress
 
 PARTIAL = ".partial"
 FEATURES = "features.npy"
@@ -380,6 +381,7 @@ def extract(
     chunk_rows: int = 4096,
     slides: list[str] | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> ExtractResult:
     """Extract features of every slide of ``source`` into ``export_dir/<model>/``.
 
@@ -388,7 +390,8 @@ def extract(
     an interrupted slide resumes from its last chunk checkpoint (``chunk_rows``).
     Under ``torchrun`` slides are sharded across ranks. ``check_precision``
     compares ``precision`` against fp32 on a probe batch and refuses to go on
-    below ``precision_threshold`` unless ``force``.
+    below ``precision_threshold`` unless ``force``. ``progress`` shows rich progress
+    bars (slides and tiles) on rank 0.
     """
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
@@ -403,6 +406,7 @@ def extract(
             compile=compile, overwrite=overwrite, weights=weights,
             check_precision=check_precision, precision_threshold=precision_threshold,
             force=force, chunk_rows=chunk_rows, slides=slides, say=say,
+            progress=progress and dist_info.rank == 0,
         )  # fmt: skip
     finally:
         if dist_info.initialised_here:
@@ -432,6 +436,7 @@ def _extract(
     chunk_rows: int,
     slides: list[str] | None,
     say: Callable[[str], None],
+    progress: bool = False,
 ) -> ExtractResult:
     if isinstance(model, FeatureExtractor):
         extractor = model
@@ -470,47 +475,68 @@ def _extract(
     }
     pin = dev.type == "cuda"
     t0 = time.perf_counter()
-    for slide_id in mine:
-        slide_dir = out_root / slide_id
-        final = slide_dir / FEATURES
-        partial = slide_dir / PARTIAL
-        if final.exists() and not overwrite:
-            result.slides_skipped.append(slide_id)
-            continue
-        if overwrite:
-            shutil.rmtree(partial, ignore_errors=True)
-        coords = np.asarray(source.coords(slide_id), dtype=np.int64)
-        n_rows = len(coords)
-        start = _resume_row(partial, fingerprint, spec.embed_dim)
-        if start > n_rows:
-            shutil.rmtree(partial, ignore_errors=True)
-            start = _resume_row(partial, fingerprint, spec.embed_dim)
-        if start:
-            say(f"{slide_id}: resuming at row {start}/{n_rows}")
-        t_slide = time.perf_counter()
-        writer = _ChunkWriter(partial, chunk_rows, start, spec.embed_dim)
-        prefetch = _Prefetcher(source, slide_id, n_rows, batch_size, start, workers, pin)
-        try:
-            with torch.inference_mode():
-                for batch, tiles in prefetch:
-                    x = tiles.to(dev, non_blocking=True)
-                    if check_precision and result.worst_cosine is None:
-                        result.worst_cosine = _check(
-                            extractor, x[:16], precision_threshold, force, say
-                        )
-                    feats = run_model(x)
-                    writer.put(batch.start, batch.coords, feats)
-        finally:
-            prefetch.close()
-            writer.close()
-        _finalise(slide_dir, partial, coords, spec, extractor, weights_sha, source, batch_size)
-        result.slides_done.append(slide_id)
-        result.tiles += n_rows - start
-        dt = time.perf_counter() - t_slide
-        done = n_rows - start
-        say(f"{slide_id}: {done} tiles in {dt:.1f}s ({done / max(dt, 1e-9):.0f}/s)")
+    with make_progress(progress) as bar:
+        slides_task = bar.add_task(f"{spec.name}: slides", total=len(mine))
+        tiles_task = bar.add_task(f"{spec.name}: tiles", total=None)
+        for slide_id in mine:
+            _extract_slide(
+                slide_id, source, extractor, run_model, out_root, fingerprint, weights_sha,
+                result, dev, pin, batch_size, workers, overwrite, check_precision,
+                precision_threshold, force, chunk_rows, say, bar, tiles_task,
+            )  # fmt: skip
+            bar.advance(slides_task)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _extract_slide(
+    slide_id: str, source: TileSource, extractor: FeatureExtractor,
+    run_model: Callable[[torch.Tensor], torch.Tensor], out_root: Path,
+    fingerprint: dict[str, Any], weights_sha: str, result: ExtractResult, dev: torch.device,
+    pin: bool, batch_size: int, workers: int, overwrite: bool, check_precision: bool,
+    precision_threshold: float, force: bool, chunk_rows: int, say: Callable[[str], None],
+    bar: Any, tiles_task: Any,
+) -> None:  # fmt: skip
+    """One slide: resume from its last chunk, extract, finalise atomically."""
+    spec = extractor.spec
+    slide_dir = out_root / slide_id
+    final = slide_dir / FEATURES
+    partial = slide_dir / PARTIAL
+    if final.exists() and not overwrite:
+        result.slides_skipped.append(slide_id)
+        return
+    if overwrite:
+        shutil.rmtree(partial, ignore_errors=True)
+    coords = np.asarray(source.coords(slide_id), dtype=np.int64)
+    n_rows = len(coords)
+    start = _resume_row(partial, fingerprint, spec.embed_dim)
+    if start > n_rows:
+        shutil.rmtree(partial, ignore_errors=True)
+        start = _resume_row(partial, fingerprint, spec.embed_dim)
+    if start:
+        say(f"{slide_id}: resuming at row {start}/{n_rows}")
+    bar.reset(tiles_task, total=n_rows, completed=start, description=slide_id)
+    t_slide = time.perf_counter()
+    writer = _ChunkWriter(partial, chunk_rows, start, spec.embed_dim)
+    prefetch = _Prefetcher(source, slide_id, n_rows, batch_size, start, workers, pin)
+    try:
+        with torch.inference_mode():
+            for batch, tiles in prefetch:
+                x = tiles.to(dev, non_blocking=True)
+                if check_precision and result.worst_cosine is None:
+                    result.worst_cosine = _check(extractor, x[:16], precision_threshold, force, say)
+                feats = run_model(x)
+                writer.put(batch.start, batch.coords, feats)
+                bar.advance(tiles_task, len(batch.coords))
+    finally:
+        prefetch.close()
+        writer.close()
+    _finalise(slide_dir, partial, coords, spec, extractor, weights_sha, source, batch_size)
+    result.slides_done.append(slide_id)
+    result.tiles += n_rows - start
+    dt = time.perf_counter() - t_slide
+    done = n_rows - start
+    say(f"{slide_id}: {done} tiles in {dt:.1f}s ({done / max(dt, 1e-9):.0f}/s)")
 
 
 def _check(
