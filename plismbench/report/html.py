@@ -36,6 +36,7 @@ figure img{display:block;max-width:100%;height:auto}
 figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
 .note{color:#57606a;font-size:14px}
 .prov{overflow-x:auto}
+.pair{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 """
 
 
@@ -245,8 +246,8 @@ def render(
             f"<h3>{escape(run.name)}</h3>",
             f'<p class="note">Outputs: <code>{escape(str(run.folder))}</code>. Parameters: '
             f"{_params(run.params_m)}.</p>",
-            run_table(run),
-            provenance_table(run),
+            f'<div class="pair"><div>{run_table(run)}</div>',
+            f"<div>{provenance_table(run)}</div></div>",
         ]
     parts.append("</section></main></body></html>\n")
     return "\n".join(parts)
