@@ -62,8 +62,8 @@ def _crop_box(rng: np.random.Generator, h: int, w: int, cfg: AugmentConfig) -> t
     for _ in range(10):
         target = area * rng.uniform(*cfg.crop_scale)
         ratio = math.exp(rng.uniform(log_lo, log_hi))
-        cw = int(round(math.sqrt(target * ratio)))
-        ch = int(round(math.sqrt(target / ratio)))
+        cw = round(math.sqrt(target * ratio))
+        ch = round(math.sqrt(target / ratio))
         if 0 < cw <= w and 0 < ch <= h:
             top = int(rng.integers(0, h - ch + 1))
             left = int(rng.integers(0, w - cw + 1))

@@ -129,7 +129,9 @@ def head_shapes(state: dict[str, torch.Tensor]) -> tuple[int, int, int, int]:
         bottleneck = int(state["mlp.4.weight"].shape[0])
         prototypes = int(state["last_layer.weight_v"].shape[0])
     except KeyError as exc:
-        raise KeyError(f"head checkpoint lacks {exc.args[0]!r} (3-layer DINO head expected)")
+        raise KeyError(
+            f"head checkpoint lacks {exc.args[0]!r} (3-layer DINO head expected)"
+        ) from None
     return in_dim, hidden, bottleneck, prototypes
 
 

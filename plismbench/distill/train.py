@@ -28,20 +28,26 @@ from torch import nn
 from plismbench.data.base import TileSource
 from plismbench.distill import dist
 from plismbench.distill.augment import AugmentConfig, draw_params, make_views
-from plismbench.distill.data import TileStream
 from plismbench.distill.centering import EMACentre, SinkhornKnopp, make_targets
+from plismbench.distill.data import TileStream
 from plismbench.distill.export import export_student, student_config
 from plismbench.distill.heads import TeacherHeads, heads_from_state, random_teacher_heads
 from plismbench.distill.loss import cosine_loss, dino_loss, ibot_loss
 from plismbench.distill.loss.dino import cross_view
 from plismbench.distill.loss.ibot import token_chunk
-from plismbench.distill.models import StudentNet, Teacher, build_student, build_teacher
+from plismbench.distill.models import (
+    StudentBackbone,
+    StudentNet,
+    Teacher,
+    build_student,
+    build_teacher,
+)
 from plismbench.distill.optim import apply_schedules, param_groups
 from plismbench.distill.schedules import Schedules, scaled_lr
 from plismbench.errors import InputError
 from plismbench.utils.io import atomic_path
 
-__all__ = ["DistillConfig", "DistillResult", "METRIC_KEYS", "run_distill"]
+__all__ = ["METRIC_KEYS", "DistillConfig", "DistillResult", "run_distill"]
 
 #: Keys every line of ``metrics.jsonl`` has.
 METRIC_KEYS = ("step", "loss", "loss_dino", "loss_ibot", "kl_dino", "kl_ibot", "lr",
@@ -218,8 +224,8 @@ def _load_teacher_checkpoint(path: Path, teacher: Teacher) -> TeacherHeads:
 
 def _ema_update(ema: nn.Module, model: nn.Module, momentum: float) -> None:
     with torch.no_grad():
-        e = [p for p in ema.parameters()]
-        s = [p.detach() for p in model.parameters()]
+        e: list[torch.Tensor] = list(ema.parameters())
+        s: list[torch.Tensor] = [p.detach() for p in model.parameters()]
         torch._foreach_mul_(e, momentum)
         torch._foreach_add_(e, s, alpha=1.0 - momentum)
 
@@ -296,6 +302,7 @@ class _State:
     augment: AugmentConfig
     teacher_norm: Callable[[torch.Tensor], torch.Tensor]
     student_norm: Callable[[torch.Tensor], torch.Tensor]
+    built: StudentBackbone
 
 
 def _build(cfg: DistillConfig, device: torch.device) -> _State:
@@ -327,7 +334,8 @@ def _build(cfg: DistillConfig, device: torch.device) -> _State:
     torch.manual_seed(cfg.seed + 2)
     built = build_student(cfg.student, cfg.image_size, cfg.student_overrides)
     with torch.no_grad():
-        grid = built.module.forward_features(torch.zeros(1, 3, cfg.image_size, cfg.image_size))
+        probe = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
+        grid = built.module.forward_features(probe)  # type: ignore[operator]
     student_patches = int(grid.shape[1]) - built.num_prefix_tokens
     if student_patches != teacher.num_patches:
         raise InputError(
@@ -343,8 +351,6 @@ def _build(cfg: DistillConfig, device: torch.device) -> _State:
         built.module, built.num_prefix_tokens, built.dim, cfg.loss,
         prototypes=k, teacher_dim=teacher.dim,
     )  # fmt: skip
-    student.depth = built.depth  # type: ignore[assignment]
-    student.export_info = built  # type: ignore[assignment]
     teacher.backbone.to(device)
     if heads is not None:
         heads.to(device)
@@ -376,6 +382,7 @@ def _build(cfg: DistillConfig, device: torch.device) -> _State:
         augment=AugmentConfig(image_size=cfg.image_size, blur_probs=cfg.blur_probs),
         teacher_norm=_normaliser(teacher.mean, teacher.std, device),
         student_norm=_normaliser(teacher.mean, teacher.std, device),
+        built=built,
     )
 
 
@@ -513,7 +520,7 @@ def _load_checkpoint(st: _State, path: Path) -> int:
 
 
 def _export(st: _State, out: Path) -> Path:
-    built = st.student.export_info  # type: ignore[attr-defined]
+    built = st.built
     config = student_config(
         built.arch,
         built.model_args,

@@ -1,0 +1,85 @@
+"""Heads against brute-force formulas, and loading of released head layouts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from plismbench.distill.heads import (
+    ProjectionHead,
+    convert_head_state,
+    heads_from_state,
+    random_teacher_heads,
+)
+
+
+def _brute_head(head: ProjectionHead, x: torch.Tensor) -> torch.Tensor:
+    sd = {k: v.double() for k, v in head.state_dict().items()}
+    gelu = torch.nn.functional.gelu
+    h = gelu(x.double() @ sd["mlp.0.weight"].T + sd["mlp.0.bias"])
+    h = gelu(h @ sd["mlp.2.weight"].T + sd["mlp.2.bias"])
+    z = h @ sd["mlp.4.weight"].T + sd["mlp.4.bias"]
+    z = z / z.norm(dim=-1, keepdim=True)
+    v, g = sd["last_layer.weight_v"], sd["last_layer.weight_g"]
+    w = g * v / v.norm(dim=1, keepdim=True)
+    return z @ w.T
+
+
+def test_head_matches_brute_force() -> None:
+    torch.manual_seed(0)
+    head = ProjectionHead(12, 50, hidden=32, bottleneck=8, gain=2.5)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_()
+    x = torch.randn(7, 12)
+    out = head(x)
+    assert out.shape == (7, 50)
+    torch.testing.assert_close(out.double(), _brute_head(head, x), rtol=1e-5, atol=1e-5)
+    # logits are the gain times cosines: bounded by the gain
+    assert out.abs().max() <= 2.5 + 1e-5
+    torch.testing.assert_close(head.embed(x).norm(dim=-1), torch.ones(7))
+
+
+def test_gain_frozen_by_default() -> None:
+    head = ProjectionHead(4, 6, hidden=8, bottleneck=4)
+    assert not head.last_layer.weight_g.requires_grad
+    assert torch.all(head.last_layer.weight_g == 1)
+
+
+def test_released_layouts_load_to_same_logits() -> None:
+    torch.manual_seed(1)
+    ref = ProjectionHead(10, 20, hidden=16, bottleneck=6, gain=1.0)
+    w = ref.prototypes().detach()
+    base = {f"dino_head.{k}": v for k, v in ref.state_dict().items()}
+    plain = {k: v for k, v in base.items() if "last_layer" not in k}
+    variants = [
+        base,
+        {**plain, "dino_head.last_layer.weight": w},
+        {
+            **plain,
+            "dino_head.last_layer.parametrizations.weight.original0": ref.last_layer.weight_g,
+            "dino_head.last_layer.parametrizations.weight.original1": ref.last_layer.weight_v,
+        },
+    ]
+    x = torch.randn(3, 10)
+    for state in variants:
+        full = {**state, **{k.replace("dino_head", "ibot_head"): v for k, v in state.items()}}
+        heads = heads_from_state(full, in_dim=10)
+        torch.testing.assert_close(heads.dino_head(x), ref(x))
+        assert not any(p.requires_grad for p in heads.parameters())
+    assert set(convert_head_state(base, "dino_head.")) == set(ref.state_dict())
+
+
+def test_random_teacher_heads_are_reproducible_and_peaked() -> None:
+    a = random_teacher_heads(16, 512, seed=3, hidden=32, scale=0.1)
+    b = random_teacher_heads(16, 512, seed=3, hidden=32, scale=0.1)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+    # gain 0.1*sqrt(384): logits have std ~0.1, so softmax(logits / 0.04) is far from uniform
+    x = torch.randn(64, 16)
+    logits = a.dino_head(x)
+    assert 0.05 < float(logits.std()) < 0.2
+    p = torch.softmax(logits / 0.04, dim=-1)
+    ent = float(-(p * p.log()).sum(-1).mean())
+    assert ent < math.log(512) - 1.0
