@@ -132,7 +132,7 @@ def _heatmap(
     ax.tick_params(which="minor", length=0)
     for side in ax.spines.values():
         side.set_color("#bbbbbb")
-    size = 9 if len(labels) <= 7 else 7
+    size = 9 if len(labels) <= 7 else 8
     span = vmax - vmin or 1.0
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -327,7 +327,7 @@ def distribution_figure(
     runs = [r for r in runs if metric in r.metrics.columns]
     if not types or not runs:
         return None
-    width = min(16.0, max(8.0, 2.2 + len(types) * (0.55 * len(runs) + 0.9)))
+    width = min(16.0, max(7.5, 1.6 + len(types) * (0.5 * len(runs) + 0.7)))
     fig = Figure(figsize=(width, 5.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     box_w = 0.8 / len(runs)

@@ -19,7 +19,7 @@ from plismbench.report.inputs import ModelRun, ReportInputs
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
 margin:0;color:#1f2328;background:#f6f7f9;line-height:1.45}
-main{max-width:1400px;margin:0 auto;padding:24px 32px 48px}
+main{max-width:1840px;margin:0 auto;padding:24px 32px 48px}
 header{background:#1f3b57;color:#fff;padding:22px 32px}
 header h1{margin:0 0 4px;font-size:26px}header p{margin:0;opacity:.85}
 h2{border-bottom:2px solid #d0d7de;padding-bottom:4px;margin-top:40px}
@@ -36,6 +36,8 @@ figure img{display:block;max-width:100%;height:auto}
 figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
 .note{color:#57606a;font-size:14px}
 .prov{overflow-x:auto}
+.grid{display:flex;flex-wrap:wrap;gap:0 16px;align-items:flex-start}
+.grid figure{max-width:100%;box-sizing:border-box}
 .pair{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 """
 
@@ -216,8 +218,9 @@ def render(
         '<section id="distributions"><h2>Distributions by pair type</h2>',
         '<p class="note">Each box spans the quartiles of one model\'s slide pairs of one type; '
         "the black line is the median, whiskers reach 1.5 IQR.</p>",
+        '<div class="grid">',
         *(_figure(image, "") for image in distributions),
-        "</section>",
+        "</div></section>",
         '<section id="heatmaps"><h2>Heatmaps per model</h2>',
         '<p class="note">Scanner vs scanner: pairs of slides with the same staining, each cell '
         "the median over stainings. Staining vs staining: pairs with the same scanner, each cell "
@@ -228,7 +231,7 @@ def render(
     for run in models:
         scanners, stainings = heatmaps.get(run.name, (None, None))
         parts += [
-            f"<h3>{escape(run.name)}</h3>",
+            f'<h3>{escape(run.name)}</h3><div class="grid">',
             _figure(
                 scanners,
                 "Scanner heatmap not drawn: fewer than two scanners, or no two "
@@ -239,6 +242,7 @@ def render(
                 "Staining heatmap not drawn: fewer than two stainings, or no "
                 "two slides with the same scanner and different stainings.",
             ),
+            "</div>",
         ]
     parts.append('</section><section id="provenance"><h2>Provenance of the features</h2>')
     for run in models:
