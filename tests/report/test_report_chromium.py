@@ -53,7 +53,9 @@ window.addEventListener("load", function () {
 </script></body>"""
 
 
-def _browser() -> str:
+@pytest.fixture(scope="module")
+def browser() -> str:
+    """The Chromium binary; skips (before the report is built) when there is none."""
     for name in BROWSERS:
         if path := shutil.which(name):
             return path
@@ -82,8 +84,7 @@ def _probe(browser: str, report: Path, tmp: Path) -> dict[str, Any]:
     return json.loads(htmllib.unescape(found.group(1)))
 
 
-def test_report_renders_in_chromium(report_html: Path, tmp_path: Path) -> None:
-    browser = _browser()
+def test_report_renders_in_chromium(browser: str, report_html: Path, tmp_path: Path) -> None:
     pngs = {p.name: p for p in files_dir(report_html).glob("*.png")}
     probe = _probe(browser, report_html, tmp_path)
     images = probe["images"]
