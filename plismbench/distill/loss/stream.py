@@ -29,7 +29,9 @@ class LossParts:
 
 
 def _chunk_ce(z: torch.Tensor, w: torch.Tensor, t: torch.Tensor, temp: float) -> torch.Tensor:
-    logp = torch.log_softmax((z @ w.t()).float() / temp, dim=-1)
+    # bf16 student bottlenecks (autocast) meet fp32 prototypes: multiply in z's dtype,
+    # softmax in fp32
+    logp = torch.log_softmax((z @ w.t().to(z.dtype)).float() / temp, dim=-1)
     return -(t * logp).sum()
 
 
