@@ -138,9 +138,11 @@ def distill_command(
         progress=progress,
     )
     if int(os.environ.get("RANK", "0")) == 0:
-        last = result.last
-        err_console.print(
-            f"distilled {result.steps} steps in {result.seconds:.1f}s "
-            f"({result.images_per_s:.1f} img/s); last loss {last.get('loss', float('nan')):.4f}"
-            f" -> {result.student_dir}"
-        )
+        if not result.last:
+            err_console.print(f"{output_dir} already holds all {result.steps} steps")
+        else:
+            err_console.print(
+                f"distilled {result.steps} steps in {result.seconds:.1f}s "
+                f"({result.images_per_s:.1f} img/s); last loss {result.last['loss']:.4f}"
+                f" -> {result.student_dir}"
+            )

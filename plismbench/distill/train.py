@@ -116,6 +116,13 @@ class DistillConfig:
             raise InputError("--prototypes must be >= 1")
         if self.lr <= 0:
             raise InputError("--lr must be > 0")
+        if self.tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise InputError(
+                    "--tensorboard needs the tensorboard package: pip install tensorboard"
+                )
 
     def schedules(self) -> Schedules:
         """The run's schedules; unset lengths follow DINOv2's proportions of a run."""
