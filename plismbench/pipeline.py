@@ -45,7 +45,7 @@ def _random_vit_loader(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = timm.create_model(
-            "vit_tiny_patch16_224", pretrained=False, num_classes=0, **overrides
+            "vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=112, **overrides
         )
     return TimmBackbone(model, tokens=True)
 

@@ -74,16 +74,26 @@ def run(
         title_justify="left",
     )
     labels = {
-        "cosine_similarity_all": "Cosine (all)",
-        "top_10_cross_scanner": "Top-10 x-scanner",
-        "top_10_cross_staining": "Top-10 x-staining",
-        "top_10_cross_scanner_cross_staining": "Top-10 x-both",
-        "leaderboard_metric": "Leaderboard metric",
+        "rank": "#",
+        "model": "Model",
+        "cosine_similarity_all": "Cosine",
+        "top_10_cross_scanner": "T10 scan",
+        "top_10_cross_staining": "T10 stain",
+        "top_10_cross_scanner_cross_staining": "T10 both",
+        "leaderboard_metric": "Score",
     }
     for col in result.leaderboard.columns:
-        table.add_column(labels.get(col, col), justify="left" if col == "model" else "right")
+        table.add_column(
+            labels.get(col, col),
+            justify="left" if col == "model" else "right",
+            no_wrap=col == "model",
+        )
     for row in result.leaderboard.rows():
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    table.caption = (
+        "Score = mean of the median cosine (all pairs) and the median top-10 accuracy "
+        "cross-scanner (T10 scan), cross-staining (T10 stain) and both (T10 both)."
+    )
     out.print(table)
     if result.report is not None:
         out.print(f"Report: [bold]{result.report}[/]", highlight=False)

@@ -296,7 +296,8 @@ def scatter_figure(
         ax.legend(
             handles=handles,
             title="Marker area",
-            loc="lower right",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),  # outside the axes: never covers a model's label
             labelspacing=1.6,
             borderpad=1.0,
             frameon=True,
