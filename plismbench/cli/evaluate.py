@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from plismbench.cli.app import app
 from plismbench.errors import InputError
@@ -85,11 +84,7 @@ def leaderboard(
 ) -> None:
     """Rank evaluated models by the reference leaderboard metric."""
     from plismbench.evaluate.leaderboard import leaderboard as run_leaderboard
+    from plismbench.evaluate.tables import leaderboard_rich
 
     board = run_leaderboard(metrics_dir, n_tiles)
-    table = Table(title="Leaderboard (full precision in leaderboard.csv)", title_justify="left")
-    for col in board.columns:
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for row in board.rows():
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    stdout.print(table)
+    stdout.print(leaderboard_rich(board, "Leaderboard (full precision in leaderboard.csv)"))

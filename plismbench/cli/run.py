@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from plismbench.cli.app import app, err_console
 
@@ -49,6 +48,7 @@ def run(
 
     With no --model and no --source it runs an offline demo in a few minutes on a CPU.
     """
+    from plismbench.evaluate.tables import leaderboard_rich
     from plismbench.pipeline import REAL_COMMAND
     from plismbench.pipeline import run as run_pipeline
 
@@ -69,31 +69,8 @@ def run(
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
     out = Console()
-    table = Table(
-        title=f"Leaderboard, {result.n_tiles} tiles per slide (full precision in leaderboard.csv)",
-        title_justify="left",
-    )
-    labels = {
-        "rank": "#",
-        "model": "Model",
-        "cosine_similarity_all": "Cosine",
-        "top_10_cross_scanner": "T10 scan",
-        "top_10_cross_staining": "T10 stain",
-        "top_10_cross_scanner_cross_staining": "T10 both",
-        "leaderboard_metric": "Score",
-    }
-    for col in result.leaderboard.columns:
-        table.add_column(
-            labels.get(col, col),
-            justify="left" if col == "model" else "right",
-            no_wrap=col == "model",
-        )
-    for row in result.leaderboard.rows():
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
-    table.caption = (
-        "Score = mean of the median cosine (all pairs) and the median top-10 accuracy "
-        "cross-scanner (T10 scan), cross-staining (T10 stain) and both (T10 both)."
-    )
+    title = f"Leaderboard, {result.n_tiles} tiles per slide (full precision in leaderboard.csv)"
+    table = leaderboard_rich(result.leaderboard, title)
     out.print(table)
     if result.report is not None:
         out.print(f"Report: [bold]{result.report}[/]", highlight=False)

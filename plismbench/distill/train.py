@@ -45,6 +45,7 @@ from plismbench.distill.models import (
 from plismbench.distill.optim import apply_schedules, param_groups
 from plismbench.distill.schedules import Schedules, scaled_lr
 from plismbench.errors import InputError
+from plismbench.utils.device import resolve_device
 from plismbench.utils.io import atomic_path
 
 __all__ = ["METRIC_KEYS", "DistillConfig", "DistillResult", "run_distill"]
@@ -164,20 +165,6 @@ class DistillResult:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _device(text: str) -> torch.device:
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if text == "auto":
-        text = "cuda" if torch.cuda.is_available() else "cpu"
-    if text == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for, but no CUDA device is available")
-        return torch.device("cuda", local % torch.cuda.device_count())
-    try:
-        return torch.device(text)
-    except RuntimeError:
-        raise InputError(f"unknown device {text!r} (use auto, cpu or cuda)") from None
 
 
 def _init_distributed(device: torch.device) -> bool:
@@ -558,7 +545,7 @@ def _progress(enabled: bool, total: int, start: int) -> Iterator[Callable[[str],
 def run_distill(cfg: DistillConfig, source: TileSource) -> DistillResult:
     """Train ``cfg.student`` from ``cfg.teacher`` on ``source``; see :func:`distill`."""
     cfg.check()
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     created = _init_distributed(device)
     try:
         return _run(cfg, source, device)

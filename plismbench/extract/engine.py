@@ -31,6 +31,7 @@ from plismbench.errors import InputError
 from plismbench.extractors.module import FeatureExtractor
 from plismbench.extractors.registry import get_extractor, load_extractor
 from plismbench.extractors.spec import PRECISIONS, ExtractorSpec
+from plismbench.utils.device import resolve_device
 from plismbench.utils.io import save_npy, write_json
 from plismbench.utils.progress import make_progress
 
@@ -61,21 +62,6 @@ class ExtractResult:
 
 
 # --- devices, precision, distribution ---------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
-    """``auto`` picks the GPU (this rank's under torchrun) when there is one."""
-    text = str(device)
-    if text == "auto":
-        text = "cuda" if torch.cuda.is_available() else "cpu"
-    if text == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for, but no CUDA device is available")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    try:
-        return torch.device(text)
-    except RuntimeError:
-        raise InputError(f"unknown device {text!r} (use auto, cpu or cuda)") from None
 
 
 def resolve_precision(precision: str | None, spec: ExtractorSpec, device: torch.device) -> str:

@@ -1,0 +1,22 @@
+"""Choosing the torch device for a process (this rank's GPU under torchrun)."""
+
+from __future__ import annotations
+
+import torch
+
+from plismbench.errors import InputError
+
+
+def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
+    """``auto`` picks the GPU (this rank's under torchrun) when there is one."""
+    text = str(device)
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda was asked for, but no CUDA device is available")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    try:
+        return torch.device(text)
+    except RuntimeError:
+        raise InputError(f"unknown device {text!r} (use auto, cpu or cuda)") from None
