@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from plismbench.evaluate.store import FeatureStore
-from plismbench.metrics.backend import GEMM_ROWS
+from plismbench.metrics.backend import Backend
 from plismbench.metrics.ranks import CrossCounts
 from plismbench.utils.io import save_npy, save_npz, write_json
 
@@ -25,12 +25,12 @@ from plismbench.utils.io import save_npy, save_npz, write_json
 CACHE_FORMAT = 1
 
 
-def cache_key(store: FeatureStore, rows: np.ndarray, backend: str) -> str:
+def cache_key(store: FeatureStore, rows: np.ndarray, backend: Backend) -> str:
     """Digest of everything that changes a rank: files (size, mtime), rows, backend."""
     payload = {
         "format": CACHE_FORMAT,
-        "backend": backend,
-        "gemm_rows": GEMM_ROWS,
+        "backend": backend.name,
+        "gemm_rows": backend.gemm_rows,
         "rows": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
         "slides": [[s.slide_id, s.size, s.mtime_ns, list(s.shape), s.dtype] for s in store.slides],
     }

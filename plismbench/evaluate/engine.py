@@ -118,7 +118,7 @@ def evaluate(
     ks = validate_top_k(top_k, n)
     backend = get_backend(device)
     out = output_dir_for(metrics_dir, n, model)
-    key = cache_key(store, rows, backend.name)
+    key = cache_key(store, rows, backend)
     if not overwrite and (done := _complete(out, model, key, ks, save_ranks)) is not None:
         return done
 

@@ -24,6 +24,8 @@ Device = Literal["auto", "cpu", "cuda"]
 #: Rows per single-threaded GEMM block on CPU. Part of the numerical contract: changing it
 #: changes float32 rounding, so it is part of the cache key (see evaluate/cache.py).
 GEMM_ROWS = 512
+#: Rows per GEMM block on CUDA (large enough to keep the GPU busy).
+CUDA_GEMM_ROWS = 4096
 
 
 def count_at_thresholds(sims: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
@@ -48,7 +50,12 @@ class Backend:
     """Where the dense algebra runs. Arrays are NumPy on CPU and torch on CUDA."""
 
     name: str
-    #: Rows per block in the intra-slide pass (bounds its working memory).
+    #: Rows per GEMM block. Every similarity comes from a GEMM of exactly this many rows
+    #: (the last block excepted), in both the cross and the intra stage, so equal inputs
+    #: give bit-equal similarities whatever the library's per-shape kernel choice.
+    gemm_rows: int
+    #: Rows per block in the intra-slide pass (bounds its working memory); a multiple of
+    #: ``gemm_rows``.
     block_rows: int
 
     def put(self, x: np.ndarray) -> Any:
@@ -110,12 +117,13 @@ class NumpyBackend(Backend):
     """CPU: float32 BLAS GEMM and vectorised comparisons on zero-copy views.
 
     OpenBLAS results depend on its thread count, so the GEMM is cut into fixed
-    :data:`GEMM_ROWS`-row blocks, each computed single-threaded, spread over a thread
+    ``gemm_rows``-row blocks, each computed single-threaded, spread over a thread
     pool: every similarity is bit-identical whatever ``--workers`` is (and a resumed run
     matches an uninterrupted one), at the speed of multithreaded BLAS.
     """
 
     name = "cpu"
+    gemm_rows = GEMM_ROWS
     block_rows = 2 * GEMM_ROWS
 
     def __init__(self) -> None:
@@ -128,10 +136,12 @@ class NumpyBackend(Backend):
         out = np.empty((x.shape[0], y.shape[0]), dtype=np.float32)
         yt = y.T
 
-        def block(r0: int) -> None:
-            np.matmul(x[r0 : r0 + GEMM_ROWS], yt, out=out[r0 : r0 + GEMM_ROWS])
+        rows = self.gemm_rows
 
-        starts = range(0, x.shape[0], GEMM_ROWS)
+        def block(r0: int) -> None:
+            np.matmul(x[r0 : r0 + rows], yt, out=out[r0 : r0 + rows])
+
+        starts = range(0, x.shape[0], rows)
         with _blas_controller().limit(limits=1, user_api="blas"):
             if self.workers == 1 or len(starts) == 1:
                 for r0 in starts:
@@ -174,7 +184,8 @@ def _blas_controller() -> Any:
 class TorchBackend(Backend):
     """torch on any device (CUDA in practice), strict float32 matmuls (no TF32)."""
 
-    block_rows = 4096
+    gemm_rows = CUDA_GEMM_ROWS
+    block_rows = CUDA_GEMM_ROWS
 
     def __init__(self, device: str = "cuda") -> None:
         self.device = torch.device(device)
@@ -184,8 +195,11 @@ class TorchBackend(Backend):
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
     def gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = torch.empty((x.shape[0], y.shape[0]), dtype=torch.float32, device=x.device)
         with _strict_fp32():
-            return x @ y.T
+            for r0 in range(0, x.shape[0], self.gemm_rows):
+                torch.mm(x[r0 : r0 + self.gemm_rows], y.T, out=out[r0 : r0 + self.gemm_rows])
+        return out
 
     def diag(self, m: torch.Tensor) -> np.ndarray:
         return m.diagonal().cpu().numpy().copy()

@@ -13,7 +13,9 @@ The 2N x 2N matrix is never built. A rank splits into
   (:meth:`~plismbench.metrics.backend.Backend.intra_counts`).
 
 The threshold of row i is the diagonal entry of the very GEMM that holds the cross
-similarities, so exact duplicates tie exactly.
+similarities; ties are decided on these float32 values (see docs/metrics.md for the limit
+of "exact": equal-in-theory similarities computed at different GEMM positions may differ
+by an ulp).
 """
 
 from __future__ import annotations

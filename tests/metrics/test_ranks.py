@@ -8,7 +8,12 @@ from reference import brute_ranks, brute_top_k, sign_features
 
 from plismbench.errors import InputError
 from plismbench.metrics import pair_ranks, summarise_ranks
-from plismbench.metrics.backend import NumpyBackend, TorchBackend, count_at_thresholds
+from plismbench.metrics.backend import (
+    NumpyBackend,
+    TorchBackend,
+    count_at_thresholds,
+    get_backend,
+)
 
 BACKENDS = ["cpu", "torch-cpu"]
 
@@ -72,14 +77,28 @@ def test_identical_slides_rank_one(device: str) -> None:
     assert summary.top_k[1] == 1.0 and summary.mrr == 1.0 and summary.median_rank == 1.0
 
 
-def test_identical_slides_with_duplicate_tiles() -> None:
-    # Identical slides where tile 1 duplicates tile 0 (random floats, not exact):
-    # the duplicate in S1 and in S2 both tie with the match, so rank 3.
-    a, _ = _random_pair(4, n=50, d=32)
+def _small_blocks(kind: str):
+    backend = NumpyBackend() if kind == "cpu" else TorchBackend("cpu")
+    backend.gemm_rows, backend.block_rows = 8, 16  # many blocks, a ragged last one
+    return backend
+
+
+@pytest.mark.parametrize("kind", ["cpu", "torch-cpu"])
+def test_identical_slides_with_duplicate_tiles(kind: str) -> None:
+    # Identical slides where tile 1 duplicates tile 0 and tile 30 duplicates tile 2, in
+    # another GEMM block. Sign features make every similarity exact, so each duplicate in
+    # S1 and in S2 ties with the match: rank 3. The other tiles rank 1 unless they tie by
+    # chance, which the brute force settles.
+    a = sign_features(np.random.default_rng(4), 50, d=64)
     a[1] = a[0]
-    ab, ba = pair_ranks(a, a.copy())
-    assert ab[0] == 3 and ab[1] == 3 and ba[0] == 3
-    assert (ab[2:] == 1).all()
+    a[30] = a[2]
+    want = brute_ranks(a, a.copy())
+    assert (want[0][[0, 1, 2, 30]] == 3).all()
+    default = get_backend("cpu") if kind == "cpu" else TorchBackend("cpu")
+    for backend in (default, _small_blocks(kind)):
+        ab, ba = pair_ranks(a, a.copy(), backend=backend)
+        np.testing.assert_array_equal(ab, want[0])
+        np.testing.assert_array_equal(ba, want[1])
 
 
 def test_directions_swap() -> None:
