@@ -527,7 +527,13 @@ class HubStreamingSource(_ParquetSource):
     shards that hold it (``data_files``), filtered on ``slide_id`` before anything is decoded
     (``png`` cast to ``Image(decode=False)``); the PNG bytes are then decoded here. Slides that
     are already done are therefore skipped without fetching or decoding their images.
+
+    Every :meth:`iter_batches` call streams the slide from its first row, so readers must
+    take a slide in one pass (``sequential``), not in parallel segments.
     """
+
+    #: Read each slide in one pass: a call with ``start`` > 0 still streams the rows before it.
+    sequential = True
 
     def __init__(
         self,

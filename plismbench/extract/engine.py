@@ -112,7 +112,9 @@ class _Prefetcher:
     The rows from ``start`` on are split into segments of ``segment_batches``
     batches; ``workers`` threads read segments round-robin, each into its own
     bounded queue, and the consumer drains the segments in order. With
-    ``workers=0`` batches are read inline.
+    ``workers=0`` batches are read inline. A source whose ``sequential``
+    attribute is true (Hub streaming: every ``iter_batches`` call streams the
+    slide from its first row) is read as one segment, by one thread.
     """
 
     def __init__(
@@ -131,8 +133,11 @@ class _Prefetcher:
         self.slide_id = slide_id
         self.batch_size = batch_size
         self.pin = pin
-        self.workers = workers
         seg_rows = batch_size * segment_batches
+        if getattr(source, "sequential", False):
+            seg_rows = max(n_rows - start, 1)
+            workers = min(workers, 1)
+        self.workers = workers
         self.segments = [(s, min(s + seg_rows, n_rows)) for s in range(start, n_rows, seg_rows)]
         self.queues: list[queue.Queue[Any]] = [
             queue.Queue(maxsize=depth * segment_batches) for _ in range(max(workers, 1))
@@ -242,10 +247,12 @@ class _ChunkWriter:
         self.buffer, self.buffered = [], 0
 
     def _run(self) -> None:
+        done = False
         try:
             while True:
                 item = self.q.get()
                 if item is None:
+                    done = True
                     self._flush()
                     return
                 start, coords, feats = item
@@ -262,6 +269,9 @@ class _ChunkWriter:
                     self._flush()
         except BaseException as exc:
             self.error = exc
+            # Keep draining until close(): put() and close() must never block on a dead writer.
+            while not done:
+                done = self.q.get() is None
 
     def close(self) -> None:
         self.q.put(None)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from extract_memsource import CrashingSource, MemorySource
 
+from plismbench.data.base import TileBatch
 from plismbench.errors import InputError
 from plismbench.extract.engine import extract
 from plismbench.extractors.registry import load_extractor
@@ -136,3 +138,58 @@ def test_torchrun_two_cpu_processes_match_one(tmp_path: Path) -> None:
         a = np.load(tmp_path / "one" / "hed-histogram" / sid / "features.npy")
         b = np.load(tmp_path / "two" / "hed-histogram" / sid / "features.npy")
         np.testing.assert_array_equal(a, b)
+
+
+def test_writer_failure_raises_instead_of_hanging(tmp_path: Path, monkeypatch) -> None:
+    """A chunk write that fails (disk full) while the writer's queue is full must not hang."""
+    import threading
+    import time
+
+    from plismbench.extract import engine
+
+    def failing_save(path: object, array: np.ndarray) -> None:
+        time.sleep(0.5)  # the model fills the writer's queue meanwhile
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "save_npy", failing_save)
+    source = MemorySource(n_slides=1, n_tiles=40, size=32)
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            extract("rgb-histogram", source, tmp_path, batch_size=1, chunk_rows=1, workers=0)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "extract hung after the chunk writer failed"
+    assert isinstance(outcome.get("error"), OSError)
+    assert not (tmp_path / "rgb-histogram" / "SLIDE00" / "features.npy").exists()
+
+
+class _StreamLikeSource(MemorySource):
+    """A source whose every ``iter_batches`` call streams the slide from its first row."""
+
+    sequential = True
+
+    def __init__(self, **kwargs: int):
+        super().__init__(**kwargs)
+        self.streams = 0
+
+    def iter_batches(self, slide_id: str, batch_size: int, start: int = 0) -> Iterator[TileBatch]:
+        self.streams += 1
+        self.reads += start  # the rows before ``start`` are fetched too, only not decoded
+        yield from super().iter_batches(slide_id, batch_size, start)
+
+
+def test_sequential_source_is_streamed_once_per_slide(tmp_path: Path) -> None:
+    from plismbench.data.sources import HubStreamingSource
+
+    assert HubStreamingSource.sequential is True
+    source = _StreamLikeSource(n_slides=1, n_tiles=40, size=32)
+    extract("rgb-histogram", source, tmp_path, batch_size=2, workers=3)
+    assert source.streams == 1 and source.reads == 40
+    feats = np.load(tmp_path / "rgb-histogram" / "SLIDE00" / "features.npy")
+    np.testing.assert_array_equal(feats[:, :3], source.coords("SLIDE00"))
