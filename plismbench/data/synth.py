@@ -346,9 +346,13 @@ def _write_parquet(folder: Path, names: list[str], slides: list[tuple[str, list[
 
     shards = [slides[i : i + SLIDES_PER_SHARD] for i in range(0, len(slides), SLIDES_PER_SHARD)]
     row_group = max(1, (len(names) + 1) // 2)
-    for k, shard in enumerate(shards):
-        path = folder / f"train-{k:05d}-of-{len(shards):05d}.parquet"
+    paths = [folder / f"train-{k:05d}-of-{len(shards):05d}.parquet" for k in range(len(shards))]
+    for path, shard in zip(paths, shards, strict=True):
         schema = tiles_schema()
         with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:  # type: ignore[arg-type]
             for sid, pngs in shard:
                 writer.write_table(tiles_table(sid, names, pngs), row_group_size=row_group)
+    # Shards of an earlier run are replaced, not kept: their rows would mix with these.
+    for stale in folder.glob("train-*-of-*.parquet"):
+        if stale not in paths:
+            stale.unlink()

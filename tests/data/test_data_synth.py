@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from plismbench.cli import app
-from plismbench.data.catalogue import N_SLIDES, plism_slide_ids
+from plismbench.data.catalogue import N_SLIDES, STAININGS, plism_slide_ids
 from plismbench.data.sources import open_source
 from plismbench.data.synth import (
     ScannerModel,
@@ -106,3 +106,18 @@ def test_bad_arguments(tmp_path: Path) -> None:
     Image.new("RGB", (16, 16)).save(own / "b.png")
     with pytest.raises(InputError, match=r"b\.png: image is 16x16 px, expected 32x32"):
         synth(tmp_path / "o", from_dir=own)
+
+
+def test_rerun_replaces_parquet_shards(tmp_path: Path) -> None:
+    """A second synth into the same folder leaves no stale shards (stale rows would duplicate)."""
+    out = tmp_path / "o"
+    kw = {"n_tiles": 2, "formats": ["parquet"], "scanners": ["P"]}
+    synth(out, stainings=list(STAININGS[:9]), **kw)  # type: ignore[arg-type]
+    assert len(list((out / "parquet" / "data").glob("*.parquet"))) == 2
+    synth(out, stainings=["GIV"], seed=1, **kw)  # type: ignore[arg-type]
+    assert [p.name for p in (out / "parquet" / "data").glob("*.parquet")] == [
+        "train-00000-of-00001.parquet"
+    ]
+    src = open_source(parquet=out / "parquet")
+    assert src.slide_ids() == ["GIV_P_to_GMH_S60.tif"]
+    assert src.coords("GIV_P_to_GMH_S60.tif").shape == (2, 3)
