@@ -200,6 +200,10 @@ class H5Source(_Source):
     def _label(self) -> str:
         return str(self.root)
 
+    def describe(self) -> dict[str, Any]:
+        """What ``meta.json`` records as the source."""
+        return {"type": "h5", "download_dir": str(self.root.resolve())}
+
     def _list_slides(self) -> list[str]:
         return sorted(
             p.name[: -len(".h5")] for p in self.root.glob("*.h5") if not p.name.startswith(".")
@@ -296,6 +300,10 @@ class FolderSource(_Source):
 
     def _label(self) -> str:
         return str(self.root)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``meta.json`` records as the source."""
+        return {"type": "folder", "tiles_dir": str(self.root.resolve())}
 
     def _list_slides(self) -> list[str]:
         return sorted(
@@ -516,6 +524,10 @@ class ParquetSource(_ParquetSource):
     def _open(self, i: int) -> Any:
         return self.files[i]
 
+    def describe(self) -> dict[str, Any]:
+        """What ``meta.json`` records as the source."""
+        return {"type": "parquet", "files": [str(Path(f).resolve()) for f in self.files]}
+
 
 class HubStreamingSource(_ParquetSource):
     """A Hub tiles dataset, streamed with ``datasets.load_dataset(..., streaming=True)``.
@@ -566,6 +578,10 @@ class HubStreamingSource(_ParquetSource):
 
     def _label(self) -> str:
         return f"{self.repo_id}@{self.revision[:8]}"
+
+    def describe(self) -> dict[str, Any]:
+        """What ``meta.json`` records as the source."""
+        return {"type": "hub-streaming", "repo_id": self.repo_id, "revision": self.revision}
 
     def _open(self, i: int) -> Any:
         from plismbench.data.hub import HubFile

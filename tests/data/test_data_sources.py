@@ -188,3 +188,18 @@ def test_missing_folder_cli_exit(tmp_path: Path) -> None:
     assert "nope: --from folder not found" in res.output
     with pytest.raises(InputError, match="download folder not found"):
         H5Source(tmp_path / "nope")
+
+
+def test_sources_describe_themselves_for_meta_json(synth_dir: Path) -> None:
+    from plismbench.extract.engine import describe_source
+
+    srcs = _sources(synth_dir)
+    assert describe_source(srcs["h5"]) == {
+        "type": "h5", "download_dir": str(synth_dir.resolve())
+    }  # fmt: skip
+    assert describe_source(srcs["folder"]) == {
+        "type": "folder", "tiles_dir": str((synth_dir / "tiles").resolve())
+    }  # fmt: skip
+    described = describe_source(srcs["parquet"])
+    assert described["type"] == "parquet" and described["files"]
+    assert all(Path(f).is_file() for f in described["files"])
