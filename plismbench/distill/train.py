@@ -195,15 +195,21 @@ def _normaliser(
 
 def _load_teacher_checkpoint(path: Path, teacher: Teacher) -> TeacherHeads:
     """Heads (and, when present, backbone weights) from a DINOv2/DINOv3 teacher checkpoint."""
-    from plismbench.extractors.loaders import convert_dinov2_chunks, load_state_file
+    from plismbench.extractors.loaders import load_state_file
 
     state = load_state_file(path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     backbone = {k: v for k, v in state.items() if k.startswith("backbone.")}
     if backbone:
         inner = getattr(teacher.backbone, "model", teacher.backbone)
-        converted = convert_dinov2_chunks(backbone)
-        missing, unexpected = inner.load_state_dict(converted, strict=False)
+        try:
+            converted = _backbone_state(backbone, inner)
+            missing, unexpected = inner.load_state_dict(converted, strict=False)
+        except (RuntimeError, ValueError) as exc:  # shape mismatches
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise InputError(
+                f"{path}: backbone.* does not fit teacher {teacher.name!r} ({first})"
+            ) from None
         if missing or unexpected:
             raise InputError(
                 f"{path}: backbone.* does not fit teacher {teacher.name!r} "
@@ -214,6 +220,31 @@ def _load_teacher_checkpoint(path: Path, teacher: Teacher) -> TeacherHeads:
         return heads_from_state(state, teacher.dim)
     except (KeyError, ValueError) as exc:
         raise InputError(f"{path}: no usable teacher heads: {exc.args[0]}") from None
+
+
+def _backbone_state(backbone: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """``backbone.*`` of a DINOv2/DINOv3 teacher checkpoint in ``model``'s timm layout.
+
+    Un-chunks FSDP blocks (``blocks.i.j.`` -> ``blocks.j.``); for a timm ViT, timm's
+    own filter then converts the native DINOv2 layout (``register_tokens``, ``w12``,
+    class position in ``pos_embed``) and resamples ``pos_embed`` to the teacher's grid
+    (checkpoints are saved at their training size, not ``--image-size``).
+    """
+    import re
+
+    state = {
+        re.sub(r"^blocks\.\d+\.(\d+)\.", r"blocks.\1.", k.removeprefix("backbone.")): v
+        for k, v in backbone.items()
+    }
+    from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+
+    if isinstance(model, VisionTransformer):
+        try:
+            return dict(checkpoint_filter_fn(state, model))
+        except Exception as exc:  # e.g. another width: pos_embed cannot be reshaped
+            raise ValueError(f"conversion failed: {exc}") from None
+    state.pop("mask_token", None)
+    return state
 
 
 def _ema_update(ema: nn.Module, model: nn.Module, momentum: float) -> None:
@@ -563,6 +594,8 @@ def _run(cfg: DistillConfig, source: TileSource, device: torch.device) -> Distil
     world, rank = dist.world(), dist.rank()
     if cfg.batch_size % world:
         raise InputError(f"--batch-size {cfg.batch_size} is not divisible by {world} processes")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output-dir {out} exists and is not a folder")
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not cfg.resume:
         raise InputError(

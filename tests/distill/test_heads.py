@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from plismbench.distill.heads import (
@@ -83,3 +84,45 @@ def test_random_teacher_heads_are_reproducible_and_peaked() -> None:
     p = torch.softmax(logits / 0.04, dim=-1)
     ent = float(-(p * p.log()).sum(-1).mean())
     assert ent < math.log(512) - 1.0
+
+
+def test_teacher_checkpoint_native_dinov2_layout_at_another_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A DINOv2 teacher checkpoint (native keys, FSDP-chunked blocks, class position in
+    ``pos_embed``, saved at its training size) loads into a timm teacher built for a
+    smaller ``--image-size``: same tokens as the source model resized by timm."""
+    import re
+
+    from plismbench.distill.models import build_teacher
+    from plismbench.distill.train import _load_teacher_checkpoint
+    from plismbench.errors import InputError
+
+    arch = "timm:vit_small_patch14_reg4_dinov2"
+    torch.manual_seed(0)
+    source = build_teacher(arch, 56, {"depth": 2})
+    inner = source.backbone.model  # type: ignore[union-attr]
+    native: dict[str, torch.Tensor] = {}
+    for key, value in inner.state_dict().items():
+        key = re.sub(r"^blocks\.(\d+)\.", r"blocks.0.\1.", key)  # one FSDP chunk
+        key = key.replace("reg_token", "register_tokens")
+        native[f"backbone.{key}"] = value.clone()
+    cls_pos = torch.randn(1, 1, inner.embed_dim)
+    native["backbone.pos_embed"] = torch.cat([cls_pos, inner.pos_embed.detach()], 1)
+    native["backbone.cls_token"] = inner.cls_token.detach() - cls_pos
+    native["backbone.mask_token"] = torch.zeros(1, inner.embed_dim)
+    heads = random_teacher_heads(source.dim, 32, seed=1, hidden=16)
+    path = tmp_path / "teacher_checkpoint.pth"
+    torch.save({"teacher": {**native, **heads.state_dict()}}, path)
+
+    torch.manual_seed(1)
+    teacher = build_teacher(arch, 28, {"depth": 2})
+    loaded = _load_teacher_checkpoint(path, teacher)
+    assert loaded.dino_head.num_prototypes == 32
+    inner.set_input_size(img_size=28)
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(teacher.backbone(x), source.backbone(x), atol=1e-3, rtol=1e-3)
+    assert not any(p.requires_grad for p in teacher.backbone.parameters())
+
+    wrong = build_teacher("timm:vit_small_patch14_dinov2", 28, {"depth": 2, "embed_dim": 192})
+    with pytest.raises(InputError, match="does not fit teacher"):
+        _load_teacher_checkpoint(path, wrong)

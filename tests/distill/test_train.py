@@ -84,6 +84,30 @@ def test_ddp_two_processes_match_one(runs: dict[str, Path]) -> None:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-3, atol=1e-5)
 
 
+def test_export_is_the_ema_not_the_trained_student(runs: dict[str, Path]) -> None:
+    """``student/`` holds the EMA backbone of the checkpoint, which differs from the
+    trained student (the EMA never feeds back into it)."""
+    from safetensors.torch import load_file
+
+    exported = load_file(runs["ref"] / "student" / "model.safetensors")
+    ckpt = torch.load(runs["ref"] / "checkpoint.pt", map_location="cpu", weights_only=True)
+    ema = {k.removeprefix("backbone."): v for k, v in ckpt["ema"].items()
+           if k.startswith("backbone.")}  # fmt: skip
+    trained = {k.removeprefix("backbone."): v for k, v in ckpt["student"].items()
+               if k.startswith("backbone.")}  # fmt: skip
+    assert set(exported) == set(ema)
+    assert all(torch.equal(exported[k], ema[k].float()) for k in exported)
+    assert any(not torch.equal(ema[k], trained[k]) for k in ema)
+
+
+def test_output_dir_that_is_a_file_is_one_line(he_tiles: Path, tmp_path: Path) -> None:
+    from plismbench.errors import InputError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        distill(TEACHER, output_dir=tmp_path / "afile", tiles_dir=he_tiles, steps=1, **TINY)
+
+
 def test_exported_student_extracts(runs: dict[str, Path], he_tiles: Path, tmp_path: Path) -> None:
     from plismbench.data.sources import open_source
     from plismbench.extract import extract
