@@ -62,7 +62,7 @@ def _figure(image: Image | None, missing: str) -> str:
     return (
         f'<figure id="fig-{escape(image.name)}"><img src="{_uri(image)}" '
         f'alt="{escape(image.alt)}" data-file="{escape(image.name)}">'
-        f"<figcaption>{image.caption}</figcaption></figure>"
+        f"<figcaption>{escape(image.caption)}</figcaption></figure>"
     )
 
 

@@ -60,8 +60,12 @@ def load_inputs(metrics_dir: str | os.PathLike[str], n_tiles: int | None = None)
     if not root.is_dir():
         raise InputError(f"{root}: metrics directory not found")
     n = resolve_n_tiles(root, n_tiles)
-    board = leaderboard(root, n, write=False)
     base = root / f"{n}_tiles"
+    try:
+        board = leaderboard(root, n, write=False)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{base}: unreadable evaluation outputs ({first})") from None
     models = [_load_model(base / name) for name in board["model"].to_list()]
     return ReportInputs(root, n, base, board, models)
 

@@ -155,6 +155,34 @@ def test_errors(tmp_path: Path, metrics_dir: Path) -> None:
         plismbench.report(metrics_dir, n_tiles=99)
 
 
+def test_damaged_outputs_are_one_line(tiny_metrics_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    for damage in ("run.json", "results.csv", "missing results.csv"):
+        root = tmp_path / damage.replace(" ", "_") / "metrics"
+        shutil.copytree(tiny_metrics_dir, root)
+        beta = root / "8_tiles" / "beta"
+        if damage == "run.json":
+            (beta / "run.json").write_text("{not json")
+        elif damage == "results.csv":
+            (beta / "results.csv").write_text("a,b\n1,2,3,4\n")
+        else:
+            (beta / "results.csv").unlink()
+        with pytest.raises(InputError, match="unreadable evaluation outputs"):
+            plismbench.report(root)
+
+
+def test_captions_are_escaped(tiny_metrics_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "metrics"
+    shutil.copytree(tiny_metrics_dir, root)
+    (root / "8_tiles" / "beta").rename(root / "8_tiles" / "b<i>x&y")
+    html = plismbench.report(root).read_text(encoding="utf-8")
+    assert "b<i>x" not in html
+    assert "<figcaption>b&lt;i&gt;x&amp;y: each cell" in html
+
+
 def test_cli(tiny_metrics_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli.html"
