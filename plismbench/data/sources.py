@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -87,7 +88,7 @@ class _Source:
         self._coords: dict[str, np.ndarray] = {}
         self._names: dict[str, list[str]] = {}
         self._pid: int | None = None
-        self._handles: OrderedDict[Any, Any] = OrderedDict()
+        self._local: threading.local | None = None
 
     # -- to implement -------------------------------------------------------------------------
     def _label(self) -> str:
@@ -111,23 +112,31 @@ class _Source:
     # -- shared -------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_handles"] = OrderedDict()
+        state["_local"] = None
         state["_pid"] = None
         return state
 
     def _handle(self, key: Any, opener: Any) -> Any:
-        """A per-process cache of open handles (never shared across a fork)."""
+        """A cache of open handles per process and per thread.
+
+        Never shared across a fork (h5py handles are not fork-safe), nor across the
+        prefetch threads: a pyarrow ``ParquetFile`` is not safe for concurrent reads, and
+        an eviction must never close a handle that another thread is reading.
+        """
         pid = os.getpid()
-        if self._pid != pid:
-            self._handles = OrderedDict()  # the parent's handles are left alone
+        if self._pid != pid or self._local is None:
+            self._local = threading.local()  # the parent's handles are left alone
             self._pid = pid
-        if key in self._handles:
-            self._handles.move_to_end(key)
-            return self._handles[key]
+        handles: OrderedDict[Any, Any] | None = getattr(self._local, "handles", None)
+        if handles is None:
+            handles = self._local.handles = OrderedDict()
+        if key in handles:
+            handles.move_to_end(key)
+            return handles[key]
         handle = opener()
-        self._handles[key] = handle
-        while len(self._handles) > _MAX_OPEN:
-            _, old = self._handles.popitem(last=False)
+        handles[key] = handle
+        while len(handles) > _MAX_OPEN:
+            _, old = handles.popitem(last=False)
             close = getattr(old, "close", None)
             if close is not None:
                 close()

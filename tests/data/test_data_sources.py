@@ -203,3 +203,31 @@ def test_sources_describe_themselves_for_meta_json(synth_dir: Path) -> None:
     described = describe_source(srcs["parquet"])
     assert described["type"] == "parquet" and described["files"]
     assert all(Path(f).is_file() for f in described["files"])
+
+
+def test_handles_are_per_thread_and_parallel_reads_agree(synth_dir: Path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = _sources(synth_dir)["parquet"]
+    sid = src.slide_ids()[0]
+    want = _all(src, sid)
+    barrier, grabbed = threading.Barrier(2), []
+
+    def grab() -> None:
+        barrier.wait()
+        grabbed.append(src._parquet(0))  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=grab) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert grabbed[0] is not grabbed[1]  # one ParquetFile per thread, never shared
+    assert src._parquet(0) is src._parquet(0)  # type: ignore[attr-defined]  # reused within one
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda start: _all(src, sid, start=start), [0, 0, 1, 2]))
+    np.testing.assert_array_equal(got[0], want)
+    np.testing.assert_array_equal(got[1], want)
+    np.testing.assert_array_equal(got[2], want[1:])
+    np.testing.assert_array_equal(got[3], want[2:])
