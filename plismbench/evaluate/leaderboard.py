@@ -70,13 +70,20 @@ def leaderboard(
     for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
         if not (model_dir / "run.json").is_file():
             continue  # unfinished evaluation
-        results = pl.read_csv(model_dir / "results.csv")
-        run = json.loads((model_dir / "run.json").read_text())
+        try:
+            results = pl.read_csv(model_dir / "results.csv")
+            run = json.loads((model_dir / "run.json").read_text())
+            components = leaderboard_components(results)
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            raise InputError(
+                f"{model_dir}: unreadable evaluation outputs ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); re-run evaluate with --overwrite"
+            ) from None
         if 10 not in run.get("top_k", []):
             raise InputError(
                 f"{model_dir}: evaluated without k=10; re-run evaluate with --top-k including 10"
             )
-        rows.append({"model": model_dir.name, **leaderboard_components(results)})
+        rows.append({"model": model_dir.name, **components})
     if not rows:
         raise InputError(f"{base}: no finished evaluations (no run.json)")
     board = (

@@ -71,3 +71,19 @@ def test_console_script_and_module_entry(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode != 0 and "no features for model 'm'" in out.stderr
+
+
+@pytest.mark.parametrize("damage", ["run.json", "results.csv", "missing"])
+def test_leaderboard_damaged_outputs_are_one_line(tmp_path: Path, damage: str) -> None:
+    write_store(tmp_path / "f", "m", plism_like(np.random.default_rng(3), n=12))
+    res = runner.invoke(app, ["evaluate", "--model", "m", "--features-dir", str(tmp_path / "f"),
+                              "--metrics-dir", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "out" / "12_tiles" / "m"
+    if damage == "missing":
+        (folder / "results.csv").unlink()
+    else:
+        (folder / damage).write_text("{not valid")
+    res = runner.invoke(app, ["leaderboard", "--metrics-dir", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "unreadable evaluation outputs" in res.output and "12_tiles/m" in res.output
