@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from plismbench.cli.app import app, err_console
+from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
 from plismbench.errors import InputError
 
 
@@ -45,16 +46,10 @@ def distill_command(
         typer.Option("--prototypes", help="K for random heads (default 131072).", min=1),
     ] = None,
     image_size: Annotated[int, typer.Option("--image-size", min=14)] = 224,
-    tiles_dir: Annotated[
-        Path | None, typer.Option("--tiles-dir", help="A folder of tile images.")
-    ] = None,
-    download_dir: Annotated[
-        Path | None, typer.Option("--download-dir", help="Local PLISM h5 files.")
-    ] = None,
-    streaming: Annotated[
-        bool, typer.Option("--streaming", help="Stream tiles from the Hugging Face Hub.")
-    ] = False,
-    parquet: Annotated[Path | None, typer.Option("--parquet", help="Parquet tile files.")] = None,
+    tiles_dir: TilesDir = None,
+    download_dir: DownloadDir = None,
+    streaming: Streaming = False,
+    parquet: Parquet = None,
     steps: Annotated[int, typer.Option("--steps", min=1)] = 105_000,
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", min=1, help="Global batch (all processes).")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from plismbench.cli.app import app, err_console
+from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
 from plismbench.errors import InputError
 
 
@@ -45,16 +46,10 @@ def extract_command(
     export_dir: Annotated[
         Path, typer.Option("--export-dir", "-o", help="Features go to EXPORT_DIR/<model>/<slide>/.")
     ],
-    download_dir: Annotated[
-        Path | None, typer.Option("--download-dir", help="Local PLISM h5 files.")
-    ] = None,
-    streaming: Annotated[
-        bool, typer.Option("--streaming", help="Stream tiles from the Hugging Face Hub.")
-    ] = False,
-    tiles_dir: Annotated[
-        Path | None, typer.Option("--tiles-dir", help="A folder of tile images.")
-    ] = None,
-    parquet: Annotated[Path | None, typer.Option("--parquet", help="Parquet tile files.")] = None,
+    download_dir: DownloadDir = None,
+    streaming: Streaming = False,
+    tiles_dir: TilesDir = None,
+    parquet: Parquet = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 256,
     workers: Annotated[
         int, typer.Option("--workers", "-w", min=0, help="Tile-reading threads.")
@@ -92,21 +87,6 @@ def extract_command(
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
     _load_plugins(plugin)
-    chosen = [
-        name
-        for name, value in (
-            ("--download-dir", download_dir),
-            ("--streaming", streaming or None),
-            ("--tiles-dir", tiles_dir),
-            ("--parquet", parquet),
-        )
-        if value is not None
-    ]
-    if len(chosen) != 1:
-        raise InputError(
-            "give exactly one tile source: --download-dir, --streaming, --tiles-dir or --parquet"
-            + (f" (got {', '.join(chosen)})" if chosen else "")
-        )
     from plismbench.data.sources import open_source
     from plismbench.extract.engine import extract
 

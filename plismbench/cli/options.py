@@ -1,0 +1,16 @@
+"""Option declarations shared by several commands (one wording, one place)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+#: The four tile sources; ``plismbench.data.sources.open_source`` checks that one is given.
+DownloadDir = Annotated[Path | None, typer.Option("--download-dir", help="Local PLISM h5 files.")]
+Streaming = Annotated[
+    bool, typer.Option("--streaming", help="Stream tiles from the Hugging Face Hub.")
+]
+TilesDir = Annotated[Path | None, typer.Option("--tiles-dir", help="A folder of tile images.")]
+Parquet = Annotated[Path | None, typer.Option("--parquet", help="Parquet tile files.")]
