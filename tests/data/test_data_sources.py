@@ -231,3 +231,34 @@ def test_handles_are_per_thread_and_parallel_reads_agree(synth_dir: Path) -> Non
     np.testing.assert_array_equal(got[1], want)
     np.testing.assert_array_equal(got[2], want[1:])
     np.testing.assert_array_equal(got[3], want[2:])
+
+
+def test_h5_direct_reads_and_h5py_fallback_agree(synth_dir: Path, h5_copy: Path) -> None:
+    # Rewrite one slide with gzip-compressed, chunked tiles: no direct offsets, so those
+    # tiles go through h5py; the other slides take the direct os.preadv path.
+    path = h5_copy / f"{GIV_AT2}.h5"
+    with h5py.File(synth_dir / f"{GIV_AT2}.h5", "r") as src_file, h5py.File(path, "w") as f:
+        for name in src_file:
+            f.create_dataset(name, data=src_file[name][()], compression="gzip", chunks=True)
+    direct = open_source(download_dir=synth_dir)
+    mixed = open_source(download_dir=h5_copy)
+    other = next(s for s in direct.slide_ids() if s != GIV_AT2)
+    for sid in (GIV_AT2, other):
+        np.testing.assert_array_equal(_all(mixed, sid), _all(direct, sid))
+        np.testing.assert_array_equal(_all(mixed, sid, start=3), _all(direct, sid)[3:])
+    assert (mixed._layout(GIV_AT2)[1] == -1).all()  # type: ignore[attr-defined]  # h5py
+    assert (mixed._layout(other)[1] >= 0).all()  # type: ignore[attr-defined]  # direct
+
+
+def test_h5_truncated_tile_data_names_the_tile(h5_copy: Path) -> None:
+    path = h5_copy / f"{GIV_AT2}.h5"
+    src = open_source(download_dir=h5_copy)
+    assert list(src.iter_batches(GIV_AT2, 1))  # fills the layout
+    _, offsets = src._layout(GIV_AT2)  # type: ignore[attr-defined]
+    last = int(np.argmax(offsets))
+    with open(path, "r+b") as fh:  # cut the file inside the last tile's bytes
+        fh.truncate(int(offsets[last]) + 10)
+    fresh = open_source(download_dir=h5_copy)
+    pattern = rf"{GIV_AT2}.h5: cannot read (tile '\w+'|h5 file) \(truncated"
+    with pytest.raises(InputError, match=pattern):
+        _all(fresh, GIV_AT2)
