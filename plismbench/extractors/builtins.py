@@ -27,7 +27,7 @@ from plismbench.extractors.spec import (
 )
 
 _SWIGLU: dict[str, Any] = {"mlp_layer": "SwiGLUPacked", "act_layer": "SiLU"}
-_TRANSFORMERS = (("transformers", "pip install 'transformers>=4.40'"),)
+_TRANSFORMERS = (("transformers", "pip install 'transformers>=4.44'"),)
 _CONCH = (
     (
         "conch",
@@ -354,6 +354,9 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         embed_dim=768,
         pooling="model",
         num_prefix_tokens=1,
+        # The encoder is built for 448 px (reference benchmark: bilinear resize to 448).
+        input_size=448,
+        interpolation="bilinear",
         params_m=307,
         hub_id="MahmoodLab/TITAN",
         gated=True,
@@ -364,7 +367,7 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         ),
         aliases=("conchv15", "conch-v15"),
         requires=(*_TRANSFORMERS, ("einops", "pip install einops einops-exts")),
-        description="CONCH v1.5 image encoder, taken from TITAN (Hub code).",
+        description="CONCH v1.5 image encoder (ViT-L/16 at 448 px), taken from TITAN (Hub code).",
         extra={
             "trust_remote_code": True,
             "hf_output": "call",
