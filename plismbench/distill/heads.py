@@ -2,11 +2,16 @@
 
 State-dict keys follow the DINOv2/DINOv3 teacher-checkpoint layout (``mlp.0``, ``mlp.2``,
 ``mlp.4``, ``last_layer.weight_g``, ``last_layer.weight_v``) so that released heads load.
+``teacher_state`` picks the teacher's tensors out of a teacher checkpoint or a full
+training checkpoint (``teacher.*`` next to ``student.*``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +26,11 @@ __all__ = [
     "heads_from_state",
     "random_gain",
     "random_teacher_heads",
+    "summarise_keys",
+    "teacher_state",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 class WeightNormLinear(nn.Module):
@@ -136,13 +145,18 @@ def head_shapes(state: dict[str, torch.Tensor]) -> tuple[int, int, int, int]:
 
 
 class TeacherHeads(nn.Module):
-    """The teacher's frozen DINO and iBOT heads."""
+    """The teacher's frozen DINO and iBOT heads (the same module when ``shared``)."""
 
     def __init__(self, dino_head: ProjectionHead, ibot_head: ProjectionHead):
         super().__init__()
         self.dino_head = dino_head
         self.ibot_head = ibot_head
         self.eval().requires_grad_(False)
+
+    @property
+    def shared(self) -> bool:
+        """True when iBOT uses the DINO head (DINOv2's ``ibot_separate_head: false``)."""
+        return self.ibot_head is self.dino_head
 
 
 def random_teacher_heads(
@@ -165,12 +179,67 @@ def random_teacher_heads(
     return TeacherHeads(dino, ibot)
 
 
-def heads_from_state(state: dict[str, torch.Tensor], in_dim: int) -> TeacherHeads:
-    """Heads from a teacher checkpoint's ``dino_head.*`` and ``ibot_head.*`` tensors."""
-    heads = []
+def summarise_keys(state: Mapping[str, Any], limit: int = 8) -> str:
+    """``blocks.* (24 keys), cls_token, ...``: the first dotted parts of ``state``'s keys."""
+    groups: dict[str, int] = {}
+    for key in state:
+        head = str(key).split(".", 1)[0]
+        groups[head] = groups.get(head, 0) + 1
+    if not groups:
+        return "nothing (an empty dict)"
+    parts = [
+        name if n == 1 and name in state else f"{name}.* ({n} key{'s' * (n > 1)})"
+        for name, n in list(groups.items())[:limit]
+    ]
+    if len(groups) > limit:
+        parts.append(f"... {len(groups) - limit} more")
+    return ", ".join(parts)
+
+
+def _strip_module(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def teacher_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The teacher's tensors of a DINOv2/DINOv3 checkpoint, as ``backbone.*``, ``dino_head.*``...
+
+    Accepts a teacher checkpoint (``backbone.*``, ``dino_head.*``, ``ibot_head.*``) and a
+    full training checkpoint's model state (``teacher.*`` and ``student.*``; also with the
+    teacher as a nested ``teacher`` dict). Only the teacher's tensors are kept: the
+    student's are never used. Raises ``KeyError`` (with what was found) when there is no
+    ``dino_head.*``.
+    """
+    found = summarise_keys(state)
+    state = _strip_module(state)
+    while isinstance(state.get("teacher"), Mapping):  # {"teacher": {...}} nested once more
+        state = _strip_module(state["teacher"])
+    if any(k.startswith("teacher.") for k in state):
+        state = _strip_module(
+            {k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")}
+        )
+    if not any(k.startswith("dino_head.") for k in state):
+        student = any(k.startswith("student.") for k in state)
+        raise KeyError(
+            f"not a DINOv2/DINOv3 teacher checkpoint: no dino_head.* tensors (found {found})"
+            + ("; the student's tensors are never used as the teacher" if student else "")
+        )
+    return state
+
+
+def heads_from_state(state: Mapping[str, Any], in_dim: int) -> TeacherHeads:
+    """Heads from a teacher checkpoint's ``dino_head.*`` and ``ibot_head.*`` tensors.
+
+    With no ``ibot_head.*`` (a head shared by DINO and iBOT, DINOv2's
+    ``ibot_separate_head: false``) the iBOT head is the DINO head: same module, same K.
+    """
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    heads: list[ProjectionHead] = []
     for prefix in ("dino_head.", "ibot_head."):
-        sub = convert_head_state(state, prefix)
+        sub = convert_head_state(tensors, prefix)
         if not sub:
+            if prefix == "ibot_head." and heads:
+                _log.info("teacher checkpoint has no ibot_head.*: iBOT shares the DINO head")
+                return TeacherHeads(heads[0], heads[0])
             raise KeyError(f"no {prefix}* tensors")
         d_in, hidden, bottleneck, k = head_shapes(sub)
         if d_in != in_dim:

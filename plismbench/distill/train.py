@@ -31,7 +31,12 @@ from plismbench.distill.augment import AugmentConfig, draw_params, make_views
 from plismbench.distill.centering import EMACentre, SinkhornKnopp, make_targets
 from plismbench.distill.data import TileStream
 from plismbench.distill.export import export_student, student_config
-from plismbench.distill.heads import TeacherHeads, heads_from_state, random_teacher_heads
+from plismbench.distill.heads import (
+    TeacherHeads,
+    heads_from_state,
+    random_teacher_heads,
+    teacher_state,
+)
 from plismbench.distill.loss import cosine_loss, dino_loss, ibot_loss
 from plismbench.distill.loss.dino import cross_view
 from plismbench.distill.loss.ibot import token_chunk
@@ -194,11 +199,18 @@ def _normaliser(
 
 
 def _load_teacher_checkpoint(path: Path, teacher: Teacher) -> TeacherHeads:
-    """Heads (and, when present, backbone weights) from a DINOv2/DINOv3 teacher checkpoint."""
+    """Heads (and, when present, backbone weights) from a DINOv2/DINOv3 checkpoint.
+
+    Either a teacher checkpoint (``backbone.*``, ``dino_head.*``, ``ibot_head.*``) or a
+    full training checkpoint (``teacher.*`` next to ``student.*``: the teacher's tensors
+    are used). Without ``ibot_head.*`` the iBOT head is the DINO head (a shared head).
+    """
     from plismbench.extractors.loaders import load_state_file
 
-    state = load_state_file(path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        state = teacher_state(load_state_file(path))
+    except KeyError as exc:
+        raise InputError(f"{path}: {exc.args[0]}") from None
     backbone = {k: v for k, v in state.items() if k.startswith("backbone.")}
     if backbone:
         inner = getattr(teacher.backbone, "model", teacher.backbone)

@@ -126,3 +126,123 @@ def test_teacher_checkpoint_native_dinov2_layout_at_another_size(tmp_path) -> No
     wrong = build_teacher("timm:vit_small_patch14_dinov2", 28, {"depth": 2, "embed_dim": 192})
     with pytest.raises(InputError, match="does not fit teacher"):
         _load_teacher_checkpoint(path, wrong)
+
+
+# --- checkpoint layouts: teacher checkpoint, full training checkpoint, shared head ---
+
+_ARCH = "timm:vit_small_patch14_reg4_dinov2"
+
+
+def _tiny_teacher_state(seed: int, *, shared: bool = False) -> dict[str, torch.Tensor]:
+    """A depth-2 teacher's ``backbone.*``, ``dino_head.*`` (and ``ibot_head.*``) tensors."""
+    from plismbench.distill.models import build_teacher
+
+    torch.manual_seed(seed)
+    teacher = build_teacher(_ARCH, 28, {"depth": 2})
+    inner = teacher.backbone.model  # type: ignore[union-attr]
+    state = {f"backbone.{k}": v.clone() for k, v in inner.state_dict().items()}
+    heads = random_teacher_heads(teacher.dim, 24, seed=seed, hidden=16)
+    for key, value in heads.state_dict().items():
+        if not (shared and key.startswith("ibot_head.")):
+            state[key] = value.clone()
+    return state
+
+
+def _load(path):  # type: ignore[no-untyped-def]
+    """(heads, teacher) after loading ``path`` into a fresh tiny teacher (other seed)."""
+    from plismbench.distill.models import build_teacher
+    from plismbench.distill.train import _load_teacher_checkpoint
+
+    torch.manual_seed(123)
+    teacher = build_teacher(_ARCH, 28, {"depth": 2})
+    return _load_teacher_checkpoint(path, teacher), teacher
+
+
+def _assert_is_teacher(heads, teacher, saved: dict[str, torch.Tensor]) -> None:  # type: ignore[no-untyped-def]
+    inner = teacher.backbone.model
+    for key, value in inner.state_dict().items():
+        assert torch.equal(value, saved[f"backbone.{key}"]), key
+    for key, value in heads.state_dict().items():
+        if key.startswith("ibot_head.") and "ibot_head.mlp.0.weight" not in saved:
+            key = key.replace("ibot_head.", "dino_head.")  # shared head
+        assert torch.equal(value, saved[key]), key
+
+
+_WRAPS = {
+    "training checkpoint {'model': {teacher.*, student.*}}": lambda t, s: {
+        "model": {**t, **s}, "iteration": 99, "optimizer": {"state": {}}},
+    "top-level {teacher.*, student.*}": lambda t, s: {**t, **s},
+    "{'teacher': {teacher.*}}": lambda t, s: {"teacher": {**t}},
+    "{'model': {'teacher': {...}, 'student': {...}}}": lambda t, s: {
+        "model": {"teacher": {k.removeprefix("teacher."): v for k, v in t.items()},
+                  "student": {k.removeprefix("student."): v for k, v in s.items()}}},
+    "DDP module. prefix": lambda t, s: {"model": {f"module.{k}": v for k, v in {**t, **s}.items()}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("wrap", list(_WRAPS), ids=list(_WRAPS))
+def test_full_training_checkpoint_uses_the_teacher_not_the_student(tmp_path, wrap) -> None:  # type: ignore[no-untyped-def]
+    teacher_sd = _tiny_teacher_state(1)
+    student_sd = _tiny_teacher_state(2)  # same shapes, other values
+    t = {f"teacher.{k}": v for k, v in teacher_sd.items()}
+    s = {f"student.{k}": v for k, v in student_sd.items()}
+    path = tmp_path / "model_0009999.rank_0.pth"
+    torch.save(_WRAPS[wrap](t, s), path)
+    heads, teacher = _load(path)
+    assert not heads.shared and heads.ibot_head.num_prototypes == 24
+    _assert_is_teacher(heads, teacher, teacher_sd)
+    # and not the student's (they differ everywhere)
+    w = heads.dino_head.last_layer.weight_v
+    assert not torch.equal(w, student_sd["dino_head.last_layer.weight_v"])
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["teacher-checkpoint", "training"])
+def test_shared_dino_ibot_head(tmp_path, caplog, training: bool) -> None:  # type: ignore[no-untyped-def]
+    """``ibot_separate_head: false``: no ``ibot_head.*``; iBOT is the DINO head."""
+    import logging
+
+    saved = _tiny_teacher_state(3, shared=True)
+    assert not any(k.startswith("ibot_head.") for k in saved)
+    payload: dict = {"teacher": saved}
+    if training:
+        student = _tiny_teacher_state(4, shared=True)
+        payload = {"model": {**{f"teacher.{k}": v for k, v in saved.items()},
+                             **{f"student.{k}": v for k, v in student.items()}}}  # fmt: skip
+    path = tmp_path / "teacher_checkpoint.pth"
+    torch.save(payload, path)
+    with caplog.at_level(logging.INFO, logger="plismbench.distill.heads"):
+        heads, teacher = _load(path)
+    assert heads.shared and heads.ibot_head is heads.dino_head
+    assert heads.ibot_head.num_prototypes == heads.dino_head.num_prototypes == 24
+    _assert_is_teacher(heads, teacher, saved)
+    x = torch.randn(5, teacher.dim)
+    torch.testing.assert_close(heads.ibot_head(x), heads.dino_head(x))
+    assert "shares the DINO head" in caplog.text
+
+
+def test_other_files_give_one_line_input_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from plismbench.distill.models import build_teacher
+    from plismbench.errors import InputError
+
+    torch.manual_seed(0)
+    vit = build_teacher(_ARCH, 28, {"depth": 2}).backbone.model.state_dict()  # type: ignore[union-attr]
+    student_only = {f"student.{k}": v for k, v in _tiny_teacher_state(5).items()}
+    cases = {
+        "vit.pth": (vit, r"no dino_head\.\* tensors \(found cls_token, .*blocks\.\* \(\d+ keys\)"),
+        "optim.pth": ({"optimizer": {"state": {}}, "iteration": 3},
+                      r"found optimizer, iteration\)"),
+        "student.pth": ({"model": student_only},
+                        r"found student\.\* \(\d+ keys\)\); the student's tensors are never used"),
+        "ibot_only.pth": ({k.replace("dino_head", "ibot_head"): v
+                           for k, v in _tiny_teacher_state(6, shared=True).items()},
+                          r"found backbone\.\* .*ibot_head\.\*"),
+        "empty.pth": ({}, r"found nothing"),
+    }  # fmt: skip
+    for name, (obj, pattern) in cases.items():
+        path = tmp_path / name
+        torch.save(obj, path)
+        with pytest.raises(InputError, match=pattern) as info:
+            _load(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and "\n" not in message, message
+        assert info.value.__cause__ is None and info.value.__suppress_context__
