@@ -46,8 +46,8 @@ def runs(he_tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     codes = [p.wait(timeout=300) for p in procs]
     assert codes[0] == 0 and codes[1] == -9, codes
     assert [m["step"] for m in _metrics(killed)] == [0, 1, 2]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--master-port", "29517", *_script(ddp, he_tiles, STEPS)[1:]]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2", *_script(ddp, he_tiles, STEPS)[1:]]  # fmt: skip
     procs = [
         subprocess.Popen(_script(killed, he_tiles, STEPS, "--resume"), env=ENV),
         subprocess.Popen(torchrun, env=ENV),

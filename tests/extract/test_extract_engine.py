@@ -115,7 +115,9 @@ from extract_memsource import MemorySource
 from plismbench.extract.engine import extract
 r = extract("hed-histogram", MemorySource(n_slides=5, n_tiles=6), sys.argv[1], batch_size=4,
             device="cpu", workers=1)
-print("RANK", r.rank, r.world_size, ",".join(r.slides_done), flush=True)
+# one file per rank: the ranks share stdout, where their lines can interleave
+with open(f"{{sys.argv[1]}}.rank{{r.rank}}", "w") as fh:
+    fh.write(" ".join(["RANK", str(r.rank), str(r.world_size), ",".join(r.slides_done)]))
 """
 
 
@@ -131,7 +133,8 @@ def test_torchrun_two_cpu_processes_match_one(tmp_path: Path) -> None:
            str(script), str(tmp_path / "two")]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = sorted(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    reports = sorted(tmp_path.glob("two.rank*"))
+    ranks = sorted(p.read_text().split()[1:] for p in reports)
     assert [r[:2] for r in ranks] == [["0", "2"], ["1", "2"]]
     assert ranks[0][2] == "SLIDE00,SLIDE02,SLIDE04" and ranks[1][2] == "SLIDE01,SLIDE03"
     for sid in MemorySource(n_slides=5).slide_ids():
