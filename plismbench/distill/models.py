@@ -111,7 +111,7 @@ def build_teacher(
             info={"arch": arch, "kwargs": kwargs},
         )
     else:
-        from plismbench.extractors.registry import get_extractor
+        from plismbench.extractors.registry import build_backbone, get_extractor
 
         spec = get_extractor(name)
         if spec.pooling == "model":
@@ -120,7 +120,7 @@ def build_teacher(
                 "a ViT teacher with CLS and patch tokens"
             )
         try:
-            backbone = spec.loader(spec, pretrained=pretrained, **overrides)
+            backbone = build_backbone(spec, pretrained=pretrained, **overrides)
         except InputError:
             raise
         except Exception as exc:

@@ -408,6 +408,18 @@ def _is_hub_error(exc: BaseException) -> bool:
     )
 
 
+def build_backbone(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> torch.nn.Module:
+    """Run the spec's loader; a Hub refusal (gated, no token) becomes one clear line."""
+    try:
+        return spec.loader(spec, pretrained=pretrained, **overrides)
+    except InputError:
+        raise
+    except Exception as exc:
+        if pretrained and _is_hub_error(exc):
+            raise _hub_error(spec.name, spec.hub_id, spec.gated, exc) from None
+        raise
+
+
 def load_extractor(
     model: str | os.PathLike[str] | ExtractorSpec,
     *,
@@ -431,14 +443,7 @@ def load_extractor(
             f"model {spec.name!r}: architecture overrides {sorted(overrides)} need "
             "pretrained=False or weights="
         )
-    try:
-        backbone = spec.loader(spec, pretrained=use_hub, **overrides)
-    except InputError:
-        raise
-    except Exception as exc:
-        if use_hub and _is_hub_error(exc):
-            raise _hub_error(spec.name, spec.hub_id, spec.gated, exc) from None
-        raise
+    backbone = build_backbone(spec, pretrained=use_hub, **overrides)
     if weights is not None:
         path = Path(weights)
         load_into(spec, backbone, load_state_file(path), str(path))

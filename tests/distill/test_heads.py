@@ -246,3 +246,23 @@ def test_other_files_give_one_line_input_error(tmp_path) -> None:  # type: ignor
         message = str(info.value)
         assert message.startswith(f"{path}: ") and "\n" not in message, message
         assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_gated_teacher_without_token_is_one_clear_line() -> None:
+    """A Hub refusal while loading a teacher names the model page and HF_TOKEN, as extract."""
+    from plismbench.distill.models import build_teacher
+    from plismbench.errors import InputError
+    from plismbench.extractors.registry import register_extractor, unregister_extractor
+
+    def refused(spec, *, pretrained, **overrides):  # what huggingface_hub raises, in short
+        raise OSError("huggingface.co: 401 Client Error: access to model org/gated is restricted")
+
+    register_extractor(name="gated-teacher-test", loader=refused, embed_dim=384,
+                       pooling="cls", hub_id="org/gated", gated=True)  # fmt: skip
+    try:
+        with pytest.raises(InputError) as info:
+            build_teacher("gated-teacher-test", 56)
+    finally:
+        unregister_extractor("gated-teacher-test")
+    assert "https://huggingface.co/org/gated" in info.value.message
+    assert "HF_TOKEN" in info.value.message and "\n" not in info.value.message
