@@ -148,13 +148,13 @@ def test_writer_failure_raises_instead_of_hanging(tmp_path: Path, monkeypatch) -
     import threading
     import time
 
-    from plismbench.extract import engine
+    from plismbench.extract import writer
 
     def failing_save(path: object, array: np.ndarray) -> None:
         time.sleep(0.5)  # the model fills the writer's queue meanwhile
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engine, "save_npy", failing_save)
+    monkeypatch.setattr(writer, "save_npy", failing_save)
     source = MemorySource(n_slides=1, n_tiles=40, size=32)
     outcome: dict[str, BaseException] = {}
 
