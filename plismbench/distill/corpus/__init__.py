@@ -1,0 +1,22 @@
+"""Tile corpora for distillation: any folder of images, parquet, tar or h5 shards.
+
+``open_corpus(spec)`` indexes a corpus once (numpy arrays, cached shard indexes) and gives
+random access to its tiles; :class:`CorpusLoader` streams seeded, resumable, rank-sharded
+steps of them through a multi-worker DataLoader. A PLISM tile source is accepted with a
+loud warning: the student would train on the benchmark's own evaluation tiles.
+"""
+
+from plismbench.distill.corpus.base import TileCorpus
+from plismbench.distill.corpus.loader import CorpusLoader
+from plismbench.distill.corpus.order import StreamOrder
+from plismbench.distill.corpus.plism import PLISM_WARNING, PlismCorpusWarning
+from plismbench.distill.corpus.spec import open_corpus
+
+__all__ = [
+    "PLISM_WARNING",
+    "CorpusLoader",
+    "PlismCorpusWarning",
+    "StreamOrder",
+    "TileCorpus",
+    "open_corpus",
+]

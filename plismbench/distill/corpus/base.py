@@ -1,0 +1,147 @@
+"""The tile-corpus interface: random access, by index, to the tiles of any corpus.
+
+A corpus is indexed once when it is opened; the index is a few numpy arrays (never one
+Python object per tile), so it scales to tens of millions of tiles and is shared
+copy-on-write by forked DataLoader workers. Open file handles are cached per process and
+per thread, so reading a tile never opens its shard again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plismbench.data.sources import decode_image
+from plismbench.errors import InputError
+
+__all__ = ["IMAGE_SUFFIXES", "HandleCache", "TileCorpus", "as_tile", "decode_tile", "list_files"]
+
+#: Image suffixes a corpus reads (folder files, tar members).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+_MAX_OPEN = 32
+
+
+class HandleCache:
+    """Open handles (files, h5py or pyarrow objects) per process and per thread.
+
+    Never shared across a fork nor between threads; the oldest are closed beyond
+    ``max_open``. Pickles empty, so a corpus holding one can go to spawned workers.
+    """
+
+    def __init__(self, max_open: int = _MAX_OPEN) -> None:
+        self.max_open = max_open
+        self._pid: int | None = None
+        self._local: threading.local | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_open": self.max_open, "_pid": None, "_local": None}
+
+    def get(self, key: Any, opener: Callable[[], Any]) -> Any:
+        """The handle for ``key``, opened with ``opener()`` the first time in this thread."""
+        if self._pid != os.getpid() or self._local is None:
+            self._local = threading.local()  # the parent's handles are left alone
+            self._pid = os.getpid()
+        handles: OrderedDict[Any, Any] | None = getattr(self._local, "handles", None)
+        if handles is None:
+            handles = self._local.handles = OrderedDict()
+        if key in handles:
+            handles.move_to_end(key)
+            return handles[key]
+        handle = handles[key] = opener()
+        while len(handles) > self.max_open:
+            _, old = handles.popitem(last=False)
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+        return handle
+
+    def clear(self) -> None:
+        """Close this thread's handles (e.g. those opened to index, before workers fork)."""
+        handles = getattr(self._local, "handles", None) if self._pid == os.getpid() else None
+        while handles:
+            _, old = handles.popitem(last=False)
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+
+
+def decode_tile(data: bytes | str | os.PathLike[str], *, where: str, name: str) -> np.ndarray:
+    """Decode image bytes or a file into a uint8 (H, W, 3) RGB tile."""
+    return as_tile(decode_image(data, where=where, name=name), where=where, name=name)
+
+
+def as_tile(tile: np.ndarray, *, where: str, name: str) -> np.ndarray:
+    """Check that ``tile`` is a uint8 (H, W, 3) image."""
+    if tile.dtype != np.uint8 or tile.ndim != 3 or tile.shape[2] != 3 or 0 in tile.shape:
+        raise InputError(
+            f"{where}: tile {name!r} is {tile.dtype} {tile.shape}, not uint8 (H, W, 3)"
+        )
+    return tile
+
+
+def list_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files under ``root`` with one of ``suffixes`` (recursive, hidden skipped, sorted)."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+
+
+class TileCorpus:
+    """Tiles ``0 .. len - 1`` of a corpus, read by index as uint8 (H, W, 3) RGB arrays."""
+
+    #: The corpus format: folder, parquet, tar, h5 or plism.
+    kind: str = ""
+    #: True when the corpus is the PLISM benchmark itself (its evaluation tiles).
+    is_plism: bool = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """The tiles at ``indices``, in that order (duplicates allowed)."""
+        raise NotImplementedError
+
+    def _listing(self) -> bytes:
+        """What the digest covers: the corpus's file list (names and sizes)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, path, number of tiles and a digest of the file list, for the run's records."""
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "n_tiles": len(self),
+            "digest": hashlib.blake2b(self._listing(), digest_size=16).hexdigest(),
+            "is_plism": self.is_plism,
+        }
+
+    def _check(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+            bad = int(idx[(idx < 0) | (idx >= n)][0])
+            raise IndexError(f"{self.path}: tile index {bad} out of range [0, {n})")
+        return idx
+
+
+def shard_listing(files: Sequence[Path], root: Path) -> bytes:
+    """Names (relative to ``root``) and sizes of shard files, one per line."""
+    lines = []
+    for f in files:
+        rel = f.relative_to(root) if f != root else Path(f.name)
+        lines.append(f"{rel.as_posix()}\t{f.stat().st_size}")
+    return "\n".join(lines).encode()

@@ -1,0 +1,165 @@
+"""h5 files of tiles: (n, H, W, 3) uint8 datasets, 1-d datasets of encoded images, or both.
+
+Every qualifying dataset of every file is a run of tiles, in file then dataset-path order;
+when a file holds a dataset named ``image_column`` only that one is used. A single
+(H, W, 3) dataset is one tile (the PLISM layout, which is recognised and flagged).
+Uncompressed contiguous arrays are read with ``os.preadv`` at computed offsets (no h5py
+lock, so reader threads run in parallel); other layouts go through h5py.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plismbench.data.catalogue import plism_slide_ids
+from plismbench.distill.corpus.base import (
+    HandleCache,
+    TileCorpus,
+    as_tile,
+    decode_tile,
+    shard_listing,
+)
+from plismbench.distill.corpus.tar import _Fd
+from plismbench.errors import InputError
+
+__all__ = ["H5Corpus"]
+
+_ARRAY, _SINGLE, _ENCODED = 0, 1, 2
+
+
+def _kind(ds: Any) -> int | None:
+    """How a dataset holds tiles, or None when it holds none."""
+    shape, dtype = tuple(ds.shape), ds.dtype
+    if dtype == np.uint8 and len(shape) == 4 and shape[3] == 3:
+        return _ARRAY
+    if dtype == np.uint8 and len(shape) == 3 and shape[2] == 3:
+        return _SINGLE
+    if len(shape) == 1 and (dtype.kind in "OSV" or ds.id.get_type().get_class() == 9):
+        return _ENCODED  # variable-length bytes/uint8 (class 9 = VLEN), opaque or fixed bytes
+    return None
+
+
+class H5Corpus(TileCorpus):
+    """The tiles of h5 files (one file or a folder of them)."""
+
+    kind = "h5"
+
+    def __init__(
+        self, files: list[Path], root: Path, label: str, image_column: str = "image"
+    ) -> None:
+        super().__init__(label)
+        self.files, self.root = files, root
+        self._handles = HandleCache(max_open=16)
+        seg_file: list[int] = []
+        seg_kind: list[int] = []
+        seg_offset: list[int] = []
+        counts: list[int] = []
+        self._names: list[str] = []
+        plism = set(plism_slide_ids())
+        for i, f in enumerate(files):
+            found = self._datasets(i, image_column)
+            if f.stem in plism and any(k == _SINGLE for _, k, _, _ in found):
+                self.is_plism = True
+            for name, kind, n, offset in found:
+                seg_file.append(i)
+                seg_kind.append(kind)
+                seg_offset.append(offset)
+                counts.append(n)
+                self._names.append(name)
+        self._seg_file = np.asarray(seg_file, np.int32)
+        self._seg_kind = np.asarray(seg_kind, np.int8)
+        self._seg_offset = np.asarray(seg_offset, np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self._handles.clear()  # h5py handles must not cross a fork
+        if len(self) == 0:
+            raise InputError(
+                f"{label}: no tiles found (no (n, H, W, 3) uint8 or encoded-image dataset)"
+            )
+
+    def _file(self, i: int) -> Any:
+        import h5py
+
+        def opener() -> Any:
+            try:
+                return h5py.File(self.files[i], "r")
+            except OSError as exc:
+                raise InputError(
+                    f"{self.files[i]}: cannot read h5 file (truncated or corrupt?): {exc}"
+                ) from exc
+
+        return self._handles.get(("h5", i), opener)
+
+    def _datasets(self, i: int, image_column: str) -> list[tuple[str, int, int, int]]:
+        """(path, kind, tiles, byte offset or -1) of the tile datasets of file ``i``."""
+        import h5py
+
+        handle = self._file(i)
+        named = handle.get(image_column)
+        if isinstance(named, h5py.Dataset) and _kind(named) is not None:
+            items = [(image_column, named)]
+        else:
+            items = []
+
+            def collect(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    items.append((name, obj))
+
+            handle.visititems(collect)
+            items.sort(key=lambda t: t[0])
+        found = []
+        for name, ds in items:
+            kind = _kind(ds)
+            if kind is None:
+                continue
+            offset = -1
+            if kind != _ENCODED and ds.chunks is None and ds.compression is None:
+                got = ds.id.get_offset()
+                offset = -1 if got is None else int(got)
+            found.append((name, kind, 1 if kind == _SINGLE else int(ds.shape[0]), offset))
+        return found
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """Read the tiles of ``indices`` (direct reads for contiguous uint8 arrays)."""
+        idx = self._check(indices)
+        segs = np.searchsorted(self._starts, idx, side="right") - 1
+        out = []
+        for i, s in zip(idx, segs, strict=True):
+            f = int(self._seg_file[s])
+            row = int(i - self._starts[s])
+            where, name = str(self.files[f]), f"{self._names[s]}[{row}]"
+            try:
+                out.append(self._read_one(int(s), f, row, where, name))
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise InputError(f"{where}: cannot read tile {name!r}: {exc}") from exc
+        return out
+
+    def _read_one(self, s: int, f: int, row: int, where: str, name: str) -> np.ndarray:
+        ds = self._file(f)[self._names[s]]
+        kind = int(self._seg_kind[s])
+        if kind == _ENCODED:
+            data = ds[row]
+            data = data.tobytes() if isinstance(data, np.ndarray | np.void) else data
+            return decode_tile(bytes(data), where=where, name=name)
+        shape = ds.shape[-3:]
+        offset = int(self._seg_offset[s])
+        if offset < 0:
+            tile = ds[()] if kind == _SINGLE else ds[row]
+            return as_tile(np.asarray(tile), where=where, name=name)
+        tile = np.empty(shape, np.uint8)
+        nbytes = tile.nbytes
+        fd = self._handles.get(("raw", f), lambda: _Fd(self.files[f])).fd
+        got = os.preadv(fd, [memoryview(tile).cast("B")], offset + row * nbytes)  # type: ignore[arg-type]
+        if got != nbytes:
+            raise OSError(f"read {got} of {nbytes} bytes")
+        return tile
+
+    def _listing(self) -> bytes:
+        return shard_listing(self.files, self.root)

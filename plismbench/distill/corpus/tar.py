@@ -1,0 +1,114 @@
+"""Webdataset-style tar shards: members grouped by key, one image member per sample.
+
+A sample is the members sharing a key (the member's path up to the first dot of its
+file name, as webdataset groups them); its first member with an image extension is the
+tile. Each shard's headers are scanned once, the data offset and size of every tile are
+kept (and cached on disk, see :mod:`.index_cache`), and a tile is then one ``pread``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from plismbench.distill.corpus.base import (
+    IMAGE_SUFFIXES,
+    HandleCache,
+    TileCorpus,
+    decode_tile,
+    shard_listing,
+)
+from plismbench.distill.corpus.index_cache import cached_index
+from plismbench.errors import InputError
+
+__all__ = ["TarCorpus", "index_tar"]
+
+_IMAGE_EXT = {s.lstrip(".") for s in IMAGE_SUFFIXES}
+
+
+def index_tar(path: Path) -> dict[str, np.ndarray]:
+    """Data offsets and sizes of the image member of every sample of a tar shard."""
+    offsets: list[int] = []
+    sizes: list[int] = []
+    last_key: str | None = None
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                folder, _, base = member.name.rpartition("/")
+                stem, dot, ext = base.partition(".")
+                image = ext.lower().rsplit(".", 1)[-1] in _IMAGE_EXT
+                if not dot or not stem or not image:
+                    continue
+                key = f"{folder}/{stem}"
+                if key == last_key:
+                    continue  # a second image of the same sample
+                last_key = key
+                offsets.append(member.offset_data)
+                sizes.append(member.size)
+    except tarfile.ReadError as exc:
+        raise InputError(
+            f"{path}: cannot read tar shard (compressed, truncated or corrupt?): {exc}; "
+            "random access needs uncompressed .tar shards"
+        ) from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read tar shard: {exc}") from exc
+    return {"offsets": np.asarray(offsets, np.int64), "sizes": np.asarray(sizes, np.int64)}
+
+
+class _Fd:
+    """A raw read-only descriptor with ``close()``, for the handle cache."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class TarCorpus(TileCorpus):
+    """The samples of uncompressed tar shards, in shard then member order."""
+
+    kind = "tar"
+
+    def __init__(self, files: list[Path], root: Path, label: str) -> None:
+        super().__init__(label)
+        self.files, self.root = files, root
+        self._handles = HandleCache()
+        parts = [cached_index(f, "tar-v1", functools.partial(index_tar, f)) for f in files]
+        counts = [len(p["offsets"]) for p in parts]
+        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self._offsets = np.concatenate([p["offsets"] for p in parts]).astype(np.int64)
+        self._sizes = np.concatenate([p["sizes"] for p in parts]).astype(np.int64)
+        if len(self) == 0:
+            raise InputError(
+                f"{label}: no tiles found (no {'/'.join(sorted(_IMAGE_EXT))} member in the tar)"
+            )
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """One ``pread`` per tile at its indexed offset, then decode."""
+        idx = self._check(indices)
+        shards = np.searchsorted(self._starts, idx, side="right") - 1
+        out = []
+        for i, s in zip(idx, shards, strict=True):
+            path = self.files[int(s)]
+            fd = self._handles.get(int(s), functools.partial(_Fd, path)).fd
+            size, offset = int(self._sizes[i]), int(self._offsets[i])
+            data = os.pread(fd, size, offset)
+            name = f"sample {int(i - self._starts[s])}"
+            if len(data) != size:
+                raise InputError(f"{path}: {name} is truncated (shard changed since indexing?)")
+            out.append(decode_tile(data, where=str(path), name=name))
+        return out
+
+    def _listing(self) -> bytes:
+        return shard_listing(self.files, self.root)
