@@ -1,0 +1,77 @@
+"""Confidence intervals of the aggregates: medians and IQRs per pair type, leaderboard score."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
+from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
+from plismbench.stats.design import design_from_metrics
+
+#: Columns added beside an aggregate.
+CI_COLUMNS = ("median_ci_low", "median_ci_high", "iqr_ci_low", "iqr_ci_high")
+
+
+def component_label(pair_type: str, metric: str) -> str:
+    """``cosine_similarity_all``, ``top_10_cross_scanner``... (leaderboard column names)."""
+    return f"{metric.removesuffix('_accuracy')}_{pair_type}".replace("-", "_")
+
+
+def results_ci(
+    metrics: pl.DataFrame,
+    names: Sequence[str],
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    level: float = LEVEL,
+    naive: bool = False,
+) -> pl.DataFrame:
+    """One row per (pair_type, metric): median and IQR with percentile bootstrap intervals.
+
+    Columns: ``pair_type, metric, median, median_ci_low, median_ci_high, iqr, iqr_ci_low,
+    iqr_ci_high``. ``naive=True`` resamples slide pairs instead of stainings and scanners
+    (for comparison only: its intervals are too narrow).
+    """
+    boot = Bootstrap(design_from_metrics(metrics), n_boot, seed, naive=naive)
+    rows = []
+    for ptype in pair_type_order(metrics["pair_type"].unique().to_list()):
+        mask = boot.design.mask(ptype)
+        for name in names:
+            values = metrics[name].to_numpy().astype(np.float64)
+            sub = values[mask & np.isfinite(values)]
+            q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
+            reps = boot.quantiles(values, ptype, [0.25, 0.5, 0.75])
+            m_lo, m_hi = boot.ci(float(med), reps[:, 1], level)
+            i_lo, i_hi = boot.ci(float(q3 - q1), reps[:, 2] - reps[:, 0], level)
+            rows.append(
+                {
+                    "pair_type": ptype, "metric": name,
+                    "median": float(med), "median_ci_low": m_lo, "median_ci_high": m_hi,
+                    "iqr": float(q3 - q1), "iqr_ci_low": i_lo, "iqr_ci_high": i_hi,
+                }
+            )  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def score_replicates(metrics: pl.DataFrame, boot: Bootstrap) -> tuple[dict[str, float], np.ndarray]:
+    """The four leaderboard medians and their mean, and the replicate vector of the mean.
+
+    A missing pair type or metric gives NaN for its component, the score and the replicates.
+    """
+    observed: dict[str, float] = {}
+    reps = np.zeros(len(boot.weights))
+    for ptype, metric in LEADERBOARD_COMPONENTS:
+        label = component_label(ptype, metric)
+        if metric not in metrics.columns:
+            observed[label] = float("nan")
+            reps[:] = np.nan
+            continue
+        values = metrics[metric].to_numpy().astype(np.float64)
+        sub = values[boot.design.mask(ptype) & np.isfinite(values)]
+        observed[label] = float(np.median(sub)) if sub.size else float("nan")
+        reps += boot.median(values, ptype)
+    observed["leaderboard_metric"] = float(np.mean(list(observed.values())))
+    return observed, reps / len(LEADERBOARD_COMPONENTS)
