@@ -47,7 +47,8 @@ class Design:
 
     def pair_keys(self) -> list[tuple[str, str]]:
         """``(slide_a, slide_b)`` of every pair, in order."""
-        return [(self.slides[a], self.slides[b]) for a, b in zip(self.pair_a, self.pair_b, strict=True)]
+        pairs = zip(self.pair_a, self.pair_b, strict=True)
+        return [(self.slides[a], self.slides[b]) for a, b in pairs]
 
 
 def design_from_metrics(metrics: pl.DataFrame, source: str = "metrics") -> Design:
