@@ -1,0 +1,85 @@
+"""CLI command ``analyze`` (a thin wrapper over :func:`plismbench.analyze`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from plismbench.cli.app import app
+
+stdout = Console()
+
+
+@app.command()
+def analyze(
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Model folder under --features-dir (repeat).")
+    ],
+    features_dir: Annotated[Path, typer.Option(help="Root of <model>/<slide_id>/features.npy.")],
+    out_dir: Annotated[Path, typer.Option(help="Tables go to <out-dir>/<model>/*.csv.")],
+    n_tiles: Annotated[
+        str | None,
+        typer.Option(
+            help="Tiles per slide for the variance and geometry (default: 8139 for full PLISM "
+            "slides, else all)."
+        ),
+    ] = None,
+    tile_subset: Annotated[
+        Path | None, typer.Option(help="A .npy of row indices to use instead of --n-tiles.")
+    ] = None,
+    sample_tiles: Annotated[
+        int, typer.Option(help="Tile locations (of those) for probes, neighbours, RI and CKA.")
+    ] = 460,
+    k: Annotated[int, typer.Option("--k", help="Neighbours per tile.")] = 10,
+    layers: Annotated[
+        str | None,
+        typer.Option(help="'all' or e.g. 4,8,12 (default: every layer extracted, if any)."),
+    ] = None,
+    reference_model: Annotated[
+        str | None, typer.Option(help="Compare each --model with this one (CKA, angles).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds of the probes.")] = 5,
+    no_ri: Annotated[
+        bool, typer.Option("--no-ri", help="Skip PathoROB's robustness index (croma).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="FAISS: auto, cpu or cuda.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Recompute even when unchanged.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Why is a model robust? Variance decomposition, nuisance probes, neighbourhoods, geometry."""
+    from plismbench.analyze import analyze as run_analyze
+
+    result = run_analyze(
+        model,
+        features_dir,
+        out_dir,
+        reference_model=reference_model,
+        n_tiles=n_tiles,
+        tile_subset=tile_subset,
+        sample_tiles=sample_tiles,
+        k=k,
+        layers=layers,
+        folds=folds,
+        robustness_index=not no_ri,
+        device=device,
+        overwrite=overwrite,
+        log=None if quiet else (lambda message: stdout.print(message, highlight=False)),
+    )
+    variance = result.tables.get("variance")
+    if variance is not None:
+        import polars as pl
+
+        stdout.print("Variance fractions (final features):")
+        for name in result.models:
+            part = variance.filter(
+                pl.col("main") & (pl.col("layer") == "final") & (pl.col("model") == name)
+            )
+            text = ", ".join(
+                f"{c} {f:.3f}" for c, f in zip(part["component"], part["fraction"], strict=True)
+            )
+            stdout.print(f"  {name}: {text}", highlight=False)
+    reused = f"; reused: {', '.join(result.reused)}" if result.reused else ""
+    stdout.print(f"Tables in [bold]{result.out_dir}[/]{reused}.", highlight=False)
