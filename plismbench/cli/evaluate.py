@@ -84,7 +84,7 @@ def leaderboard(
 ) -> None:
     """Rank evaluated models by the reference leaderboard metric."""
     from plismbench.evaluate.leaderboard import leaderboard as run_leaderboard
-    from plismbench.evaluate.tables import leaderboard_rich
+    from plismbench.evaluate.leaderboard import leaderboard_rich
 
     board = run_leaderboard(metrics_dir, n_tiles)
-    stdout.print(leaderboard_rich(board, "Leaderboard (full precision in leaderboard.csv)"))
+    stdout.print(leaderboard_rich(board, "Leaderboard"))

@@ -48,7 +48,7 @@ def run(
 
     With no --model and no --source it runs an offline demo in a few minutes on a CPU.
     """
-    from plismbench.evaluate.tables import leaderboard_rich
+    from plismbench.evaluate.leaderboard import leaderboard_rich
     from plismbench.pipeline import REAL_COMMAND
     from plismbench.pipeline import run as run_pipeline
 

@@ -1,27 +1,41 @@
-"""Rank every evaluated model by the reference leaderboard metric.
+"""Rank every evaluated model by the reference leaderboard metric, with its uncertainty.
 
 The metric is the mean of four medians over slide pairs: cosine similarity over all
 pairs, and top-10 accuracy over cross-scanner, cross-staining and cross-scanner,
 cross-staining pairs.
+
+Only comparable, complete evaluations are ranked together. Models evaluated on another
+slide set, tile subset or top-k list than the ranked group are listed after it, in
+their own group, with the reason; incomplete ones (a missing pair type, ``complete:
+false`` in ``run.json``, no k=10) follow the complete ones, marked. A NaN score never
+ranks first.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from tabulate import tabulate
 
 from plismbench.errors import InputError
 from plismbench.evaluate.subset import DEFAULT_N_TILES
-from plismbench.metrics.aggregate import leaderboard_components
+from plismbench.stats.ranking import Entry, load_entry, order_entries
 from plismbench.utils.io import atomic_path, write_text
 
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
+#: Significance level of the groups of models not significantly different.
+ALPHA = 0.05
+#: Columns of the leaderboard, in order.
+COLUMNS = (
+    "rank", "model", "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
+    "top_10_cross_scanner_cross_staining", "leaderboard_metric", "leaderboard_metric_ci_low",
+    "leaderboard_metric_ci_high", "group", "status", "note", "n_slides",
+)  # fmt: skip
 
 
 def available_n_tiles(metrics_dir: Path) -> list[int]:
@@ -53,45 +67,37 @@ def resolve_n_tiles(metrics_dir: Path, n_tiles: int | None) -> int:
 
 
 def leaderboard(
-    metrics_dir: str | os.PathLike[str], n_tiles: int | None = None, *, write: bool = True
+    metrics_dir: str | os.PathLike[str],
+    n_tiles: int | None = None,
+    *,
+    write: bool = True,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> pl.DataFrame:
-    """One row per evaluated model, best first, at full precision.
+    """One row per evaluated model: ranked group first (best first), then the others.
 
-    Columns: ``rank, model, cosine_similarity_all, top_10_cross_scanner,
-    top_10_cross_staining, top_10_cross_scanner_cross_staining, leaderboard_metric``.
-    Writes ``leaderboard.csv`` and ``leaderboard.md`` in ``<metrics_dir>/<n>_tiles/``.
+    Columns: :data:`COLUMNS`. ``leaderboard_metric_ci_*`` is the 95% interval of the
+    hierarchical bootstrap over stainings and scanners (``n_boot=0``: no intervals);
+    ``group`` numbers the ranked models so that a model is not significantly different
+    from the first model of its group (Holm-corrected, alpha 0.05); ``status`` is
+    ``ranked``, ``incomplete`` or ``separate`` and ``note`` says why. Writes
+    ``leaderboard.csv`` (full precision) and ``leaderboard.md`` in ``<metrics_dir>/<n>_tiles/``.
     """
     root = Path(metrics_dir)
     if not root.is_dir():
         raise InputError(f"{root}: metrics directory not found")
     n = resolve_n_tiles(root, n_tiles)
     base = root / f"{n}_tiles"
-    rows = []
-    for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        if not (model_dir / "run.json").is_file():
-            continue  # unfinished evaluation
-        try:
-            results = pl.read_csv(model_dir / "results.csv")
-            run = json.loads((model_dir / "run.json").read_text())
-            components = leaderboard_components(results)
-        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
-            raise InputError(
-                f"{model_dir}: unreadable evaluation outputs ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); re-run evaluate with --overwrite"
-            ) from None
-        if 10 not in run.get("top_k", []):
-            raise InputError(
-                f"{model_dir}: evaluated without k=10; re-run evaluate with --top-k including 10"
-            )
-        rows.append({"model": model_dir.name, **components})
-    if not rows:
+    entries = [
+        load_entry(p) for p in sorted(base.iterdir()) if p.is_dir() and (p / "run.json").is_file()
+    ]
+    if not entries:
         raise InputError(f"{base}: no finished evaluations (no run.json)")
-    board = (
-        pl.DataFrame(rows)
-        .sort("leaderboard_metric", descending=True, nulls_last=True)
-        .with_row_index("rank", offset=1)
+    ordered = order_entries(entries, n_boot=n_boot, seed=seed, alpha=ALPHA)
+    board = pl.DataFrame(
+        [_row(rank, e) for rank, e in enumerate(ordered, start=1)],
+        schema={c: _dtype(c) for c in COLUMNS},
     )
-    board = board.with_columns(pl.col("rank").cast(pl.Int64))
     if write:
         with atomic_path(base / LEADERBOARD_CSV) as tmp:
             board.write_csv(tmp)
@@ -99,11 +105,87 @@ def leaderboard(
     return board
 
 
+def _dtype(column: str) -> type[pl.DataType]:
+    if column in ("rank", "n_slides", "group"):
+        return pl.Int64
+    return pl.String if column in ("model", "status", "note") else pl.Float64
+
+
+def _row(rank: int, e: Entry) -> dict[str, object]:
+    return {
+        "rank": rank,
+        "model": e.name,
+        **e.components,
+        "leaderboard_metric_ci_low": e.ci[0],
+        "leaderboard_metric_ci_high": e.ci[1],
+        "group": e.group,
+        "status": e.status,
+        "note": e.note,
+        "n_slides": e.n_slides,
+    }
+
+
+def fmt_score(value: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    """``0.541 [0.512, 0.566]`` (3 decimals), ``n/a`` for a missing value."""
+    if value is None or value != value:
+        return "n/a"
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
     """The leaderboard as a markdown table (3 decimals; the CSV has full precision)."""
     headers = [
         "Rank", "Model", "Cosine (all)", "Top-10 cross-scanner", "Top-10 cross-staining",
-        "Top-10 cross-both", "Leaderboard metric",
+        "Top-10 cross-both", "Leaderboard metric [95% CI]", "Group", "Status",
     ]  # fmt: skip
-    table = tabulate(board.rows(), headers, tablefmt="github", floatfmt=".3f")
-    return f"# Leaderboard ({n_tiles} tiles per slide)\n\n{table}\n"
+    rows = []
+    for r in board.iter_rows(named=True):
+        rows.append(
+            [
+                r["rank"], r["model"], fmt_score(r["cosine_similarity_all"]),
+                fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
+                fmt_score(r["top_10_cross_scanner_cross_staining"]),
+                fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
+                          r["leaderboard_metric_ci_high"]),
+                "" if r["group"] is None else r["group"],
+                r["status"] if not r["note"] else f"{r['status']}: {r['note']}",
+            ]
+        )  # fmt: skip
+    table = tabulate(rows, headers, tablefmt="github", disable_numparse=True)
+    return (
+        f"# Leaderboard ({n_tiles} tiles per slide)\n\n{table}\n\n"
+        "Models in the same group are not significantly different from the group's first "
+        "model (hierarchical bootstrap over stainings and scanners, Holm-corrected, "
+        "alpha 0.05). Incomplete and separate models are not ranked against the others.\n"
+    )
+
+
+def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
+    """The leaderboard for the terminal: 3 decimals, the score's 95% CI, group and status."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for label in ("#", "Model", "Cosine", "T10 scan", "T10 stain", "T10 both", "Score [95% CI]"):
+        table.add_column(label, justify="left" if label == "Model" else "right", no_wrap=True)
+    table.add_column("Grp", justify="right")
+    table.add_column("Status")
+    for r in board.iter_rows(named=True):
+        status = r["status"] if not r["note"] else f"{r['status']}: {r['note']}"
+        style = None if r["status"] == "ranked" else "dim"
+        table.add_row(
+            str(r["rank"]), r["model"], fmt_score(r["cosine_similarity_all"]),
+            fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
+            fmt_score(r["top_10_cross_scanner_cross_staining"]),
+            fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
+                      r["leaderboard_metric_ci_high"]),
+            "" if r["group"] is None else str(r["group"]), status, style=style,
+        )  # fmt: skip
+    table.caption = (
+        "Score = mean of the median cosine (all pairs) and the median top-10 accuracy "
+        "cross-scanner (T10 scan), cross-staining (T10 stain) and both (T10 both); 95% CI "
+        "from a bootstrap over stainings and scanners. Grp: models not significantly "
+        "different from their group's first model. Full precision in leaderboard.csv."
+    )
+    return table

@@ -144,19 +144,18 @@ class Bootstrap:
         """The bootstrap part of a replicate vector."""
         return reps[: self.n_boot]
 
-    def ci(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-        """Percentile interval of the bootstrap, widened for few units when needed.
+    def widening(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> float:
+        """Factor (>= 1) by which bootstrap deviations are stretched for few units.
 
         The hierarchical bootstrap's spread is too small with few units (7 scanners):
-        each unit drawn twice loses its pairs with itself, and the (n-1)/n shrinkage
-        remains. The interval is therefore widened around ``estimate`` (never narrowed)
-        until its half-widths reach ``t_df x`` the jackknife standard error, with
-        ``df`` from Satterthwaite over the staining and scanner parts. Plain percentile
-        intervals for the naive pair bootstrap.
+        a unit drawn twice loses its pairs with itself, and the (n-1)/n shrinkage
+        remains. Deviations from ``estimate`` are therefore stretched (never shrunk)
+        until the interval's half-width reaches ``t_df x`` the jackknife standard error,
+        with ``df`` from Satterthwaite over the staining and scanner parts. 1 for the
+        naive pair bootstrap.
         """
-        lo, hi = percentile_ci(self.boot(reps), level)
-        if self.naive or not (np.isfinite(estimate) and np.isfinite(lo)):
-            return lo, hi
+        if self.naive or not np.isfinite(estimate):
+            return 1.0
         from scipy import stats
 
         s, c = self.n_jack
@@ -164,11 +163,32 @@ class Bootstrap:
         var_c = _jackknife_var(reps[self.n_boot + s :])
         var = var_s + var_c
         sd = float(np.nanstd(self.boot(reps)))
-        if var <= 0 or sd <= 0:
-            return lo, hi
+        if not (var > 0 and sd > 0):
+            return 1.0
         denom = (var_s**2 / (s - 1) if s > 1 else 0.0) + (var_c**2 / (c - 1) if c > 1 else 0.0)
         df = var**2 / denom if denom > 0 else 1.0
         alpha = (1.0 - level) / 2.0
         factor = stats.t.ppf(1 - alpha, df) * np.sqrt(var) / (stats.norm.ppf(1 - alpha) * sd)
-        factor = max(1.0, float(factor))
-        return estimate + factor * (lo - estimate), estimate + factor * (hi - estimate)
+        return max(1.0, float(factor))
+
+    def ci(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+        """Percentile interval of the bootstrap, widened around ``estimate`` for few units."""
+        lo, hi = percentile_ci(self.boot(reps), level)
+        if not (np.isfinite(estimate) and np.isfinite(lo)):
+            return lo, hi
+        f = self.widening(estimate, reps, level)
+        return estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+
+    def p_value(self, estimate: float, reps: np.ndarray) -> float:
+        """Two-sided bootstrap p-value of ``estimate == 0`` (a difference between models).
+
+        The centred, widened bootstrap distribution is the null: ``(1 + #{f |d* - d| >=
+        |d|}) / (1 + n_boot)``.
+        """
+        boot = self.boot(reps)
+        boot = boot[np.isfinite(boot)]
+        if not np.isfinite(estimate) or boot.size == 0:
+            return float("nan")
+        f = self.widening(estimate, reps)
+        extreme = np.sum(f * np.abs(boot - estimate) >= abs(estimate) - 1e-12)
+        return float((1 + extreme) / (1 + boot.size))

@@ -81,3 +81,27 @@ def design_from_metrics(metrics: pl.DataFrame, source: str = "metrics") -> Desig
         pair_b=np.array([slide_index[s] for s in metrics["slide_b"]], dtype=np.intp),
         pair_type=metrics["pair_type"].to_numpy().astype(str),
     )
+
+
+def pair_key_column(metrics: pl.DataFrame) -> pl.Series:
+    """``slide_a|slide_b`` with the two ids sorted: the same pair whatever its orientation."""
+    lo = pl.min_horizontal("slide_a", "slide_b")
+    hi = pl.max_horizontal("slide_a", "slide_b")
+    return metrics.select(pl.concat_str(lo, hi, separator="|").alias("pair"))["pair"]
+
+
+def align(metrics: pl.DataFrame, reference: pl.DataFrame, source: str = "metrics") -> pl.DataFrame:
+    """``metrics`` reordered row by row onto the slide pairs of ``reference``.
+
+    Raises :class:`InputError` when the two do not hold the same slide pairs.
+    """
+    mine, ref = pair_key_column(metrics), pair_key_column(reference)
+    if mine.n_unique() != metrics.height or set(mine) != set(ref):
+        extra = len(set(mine) - set(ref))
+        lacking = len(set(ref) - set(mine))
+        raise InputError(
+            f"{source}: not the same slide pairs ({extra} extra, {lacking} missing); "
+            "paired statistics need models evaluated on the same slides"
+        )
+    order = {key: i for i, key in enumerate(mine.to_list())}
+    return metrics[[order[key] for key in ref.to_list()]]

@@ -4,6 +4,9 @@ slides, additive effects with a known median."""
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -44,3 +47,38 @@ def additive_values(
             + own[r["slide_a"]] + own[r["slide_b"]] + rng.normal(0, noise)
         )  # fmt: skip
     return np.array(out)
+
+
+def synthetic_metrics(
+    frame: pl.DataFrame, rng: np.random.Generator, level: float, *, unit_sd: float = 0.05,
+    noise: float = 0.02, top_k: tuple[int, ...] = (1, 10),
+) -> pl.DataFrame:
+    """Per-pair metrics of a model whose scores sit around ``level`` (clipped to [0, 1])."""
+    cols = {
+        name: level + additive_values(frame, rng, unit_sd=unit_sd, noise=noise)
+        for name in ["cosine_similarity", *(f"top_{k}_accuracy" for k in top_k)]
+    }
+    cols = {k: np.clip(v, 0.0, 1.0) for k, v in cols.items()}
+    cols["mrr"] = cols[f"top_{top_k[0]}_accuracy"]
+    cols["median_rank"] = 1.0 + 10.0 * (1.0 - cols["cosine_similarity"])
+    return frame.with_columns(**{k: pl.Series(v) for k, v in cols.items()})
+
+
+def write_evaluation(
+    folder: Path, metrics: pl.DataFrame, top_k: tuple[int, ...] = (1, 10), **run: Any
+) -> Path:
+    """An evaluation folder as ``plismbench evaluate`` writes it, from per-pair metrics."""
+    from plismbench.metrics.aggregate import aggregate, metric_names
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics.write_parquet(folder / "metrics.parquet")
+    metrics.write_csv(folder / "metrics.csv")
+    aggregate(metrics, metric_names(top_k)).write_csv(folder / "results.csv")
+    slides = sorted(set(metrics["slide_a"]) | set(metrics["slide_b"]))
+    info = {
+        "model": folder.name, "n_slides": len(slides), "n_pairs": metrics.height,
+        "n_tiles": int(folder.parent.name.split("_")[0]), "top_k": list(top_k),
+        "tile_subset": "all rows", **run,
+    }  # fmt: skip
+    (folder / "run.json").write_text(json.dumps(info))
+    return folder

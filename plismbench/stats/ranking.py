@@ -1,0 +1,206 @@
+"""Which evaluations may be ranked together, in what order, and which do not differ.
+
+An :class:`Entry` is one finished evaluation (``<metrics-dir>/<n>_tiles/<model>/``). Its
+*cohort* is what makes scores comparable: the slide set, the tile subset and the top-k
+list. The ranked group is the cohort with the most complete models (then the most
+slides); other cohorts are listed after it, each model marked ``separate`` with the
+reason. Within a cohort, incomplete models follow the complete ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from plismbench.data.catalogue import PAIR_TYPES
+from plismbench.errors import InputError
+from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
+from plismbench.stats.bootstrap import Bootstrap
+from plismbench.stats.design import align, design_from_metrics
+from plismbench.stats.summary import score_replicates
+
+NAN = float("nan")
+
+
+@dataclass
+class Entry:
+    """One finished evaluation and its place on the leaderboard."""
+
+    name: str
+    folder: Path
+    run: dict[str, Any]
+    metrics: pl.DataFrame | None
+    components: dict[str, float]
+    slide_ids: frozenset[str]
+    reasons: list[str] = field(default_factory=list)
+    ci: tuple[float, float] = (NAN, NAN)
+    replicates: np.ndarray | None = None
+    boot: Bootstrap | None = None
+    group: int | None = None
+    status: str = "ranked"
+    note: str = ""
+
+    @property
+    def n_slides(self) -> int:
+        return len(self.slide_ids) or int(self.run.get("n_slides", 0))
+
+    @property
+    def complete(self) -> bool:
+        return not self.reasons
+
+    @property
+    def score(self) -> float:
+        return self.components["leaderboard_metric"]
+
+    def cohort(self) -> tuple[frozenset[str], str, tuple[int, ...]]:
+        subset = json.dumps(self.run.get("tile_subset"), sort_keys=True, default=str)
+        return self.slide_ids, subset, tuple(int(k) for k in self.run.get("top_k", []))
+
+
+def load_entry(folder: Path) -> Entry:
+    """Read one model folder; :class:`InputError` (one line) for damaged outputs."""
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        if not isinstance(run, dict):
+            raise ValueError("run.json is not an object")
+        results = pl.read_csv(folder / "results.csv")
+        components = leaderboard_components(results)
+        metrics = _read_metrics(folder)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(
+            f"{folder}: unreadable evaluation outputs ({type(exc).__name__}: {first}); "
+            "re-run evaluate with --overwrite"
+        ) from None
+    slides = run.get("slide_ids")
+    if not isinstance(slides, list) and metrics is not None and "slide_a" in metrics.columns:
+        slides = metrics["slide_a"].to_list() + metrics["slide_b"].to_list()
+    entry = Entry(folder.name, folder, run, metrics, components, frozenset(slides or ()))
+    if run.get("complete") is False:
+        entry.reasons.append("run.json says complete: false")
+    if 10 not in [int(k) for k in run.get("top_k", [])]:
+        entry.reasons.append("evaluated without k=10")
+    present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
+    lacking = [t for t in PAIR_TYPES if t not in present]
+    if lacking:
+        entry.reasons.append(f"no {', '.join(lacking)} pairs")
+    if not np.isfinite(entry.score) and not lacking:
+        entry.reasons.append("score undefined")
+    return entry
+
+
+def _read_metrics(folder: Path) -> pl.DataFrame | None:
+    if (folder / "metrics.parquet").is_file():
+        return pl.read_parquet(folder / "metrics.parquet")
+    if (folder / "metrics.csv").is_file():
+        return pl.read_csv(folder / "metrics.csv")
+    return None
+
+
+def _main_cohort(entries: list[Entry]) -> tuple[Any, ...]:
+    cohorts: dict[tuple[Any, ...], list[Entry]] = {}
+    for e in entries:
+        cohorts.setdefault(e.cohort(), []).append(e)
+    return max(
+        cohorts,
+        key=lambda k: (sum(e.complete for e in cohorts[k]), len(k[0]), len(cohorts[k])),
+    )
+
+
+def _why_separate(e: Entry, main: tuple[Any, ...]) -> str:
+    slides, subset, ks = e.cohort()
+    why = []
+    if slides != main[0]:
+        shared = len(slides & main[0])
+        why.append(f"other slides ({len(slides)}, {shared} shared with the ranked {len(main[0])})")
+    if subset != main[1]:
+        why.append("another tile subset")
+    if ks != main[2]:
+        why.append(f"top-k {list(ks)} instead of {list(main[2])}")
+    return "; ".join(why)
+
+
+def _sort_key(e: Entry) -> tuple[bool, float, str]:
+    return (not e.complete, -e.score if np.isfinite(e.score) else np.inf, e.name)
+
+
+def order_entries(
+    entries: list[Entry], *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> list[Entry]:
+    """Ranked complete models (best first), ranked incomplete ones, then other cohorts.
+
+    Sets each entry's ``status``, ``note``, ``ci`` and (ranked complete ones) ``group``.
+    """
+    main = _main_cohort(entries)
+    cohorts: dict[tuple[Any, ...], list[Entry]] = {}
+    for e in entries:
+        cohorts.setdefault(e.cohort(), []).append(e)
+    keys = [main, *sorted((k for k in cohorts if k != main), key=lambda k: (-len(k[0]), str(k)))]
+    ordered: list[Entry] = []
+    for key in keys:
+        members = sorted(cohorts[key], key=_sort_key)
+        for e in members:
+            if key != main:
+                e.status, e.note = "separate", _why_separate(e, main)
+                if not e.complete:
+                    e.note += "; incomplete: " + "; ".join(e.reasons)
+            elif not e.complete:
+                e.status, e.note = "incomplete", "; ".join(e.reasons)
+        if n_boot > 0:
+            _intervals([e for e in members if e.complete], n_boot, seed)
+        if key == main:
+            _groups([e for e in members if e.complete], alpha)
+        ordered += members
+    return ordered
+
+
+def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
+    usable = [e for e in members if e.metrics is not None and _has_columns(e.metrics)]
+    if not usable:
+        return
+    reference = usable[0].metrics
+    assert reference is not None
+    boot = Bootstrap(design_from_metrics(reference, str(usable[0].folder)), n_boot, seed)
+    for e in usable:
+        assert e.metrics is not None
+        try:
+            aligned = align(e.metrics, reference, str(e.folder))
+        except InputError:
+            continue  # same slide set but other pairs: no interval rather than a wrong one
+        _, reps = score_replicates(aligned, boot)
+        e.replicates, e.boot = reps, boot
+        e.ci = boot.ci(e.score, reps)
+
+
+def _has_columns(metrics: pl.DataFrame) -> bool:
+    needed = {"slide_a", "slide_b", "pair_type", *(m for _, m in LEADERBOARD_COMPONENTS)}
+    return needed <= set(metrics.columns)
+
+
+def _groups(ranked: list[Entry], alpha: float) -> None:
+    """Groups of models not significantly different from their group's first model."""
+    if not ranked:
+        return
+    with_reps = [e for e in ranked if e.replicates is not None]
+    p_adj: dict[tuple[str, str], float] = {}
+    if len(with_reps) > 1:
+        from statsmodels.stats.multitest import multipletests
+
+        pairs = list(itertools.combinations(with_reps, 2))
+        raw = []
+        for a, b in pairs:
+            assert a.replicates is not None and b.replicates is not None and a.boot is not None
+            raw.append(a.boot.p_value(a.score - b.score, a.replicates - b.replicates))
+        adjusted = multipletests(np.nan_to_num(raw, nan=1.0), method="holm")[1]
+        p_adj = {(a.name, b.name): float(p) for (a, b), p in zip(pairs, adjusted, strict=True)}
+    group, leader = 1, ranked[0]
+    for e in ranked:
+        if e is not leader and p_adj.get((leader.name, e.name), 0.0) < alpha:
+            group, leader = group + 1, e
+        e.group = group
