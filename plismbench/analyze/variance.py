@@ -43,8 +43,8 @@ class Moments:
         self.n_locations = n
         self.dim = dim
         self.loc = np.zeros((n, dim), np.float64)
-        self.stain_loc = np.zeros((s, n, dim), np.float32)
-        self.scan_loc = np.zeros((c, n, dim), np.float32)
+        self.stain_loc = np.zeros((s, n, dim), np.float64)
+        self.scan_loc = np.zeros((c, n, dim), np.float64)
         self.cell = np.zeros((s, c, dim), np.float64)
         self.sumsq = np.zeros((s, c), np.float64)
         self.seen = np.zeros((s, c), bool)
@@ -56,8 +56,8 @@ class Moments:
             raise ValueError(f"slide {slide} added twice")
         x64 = np.asarray(x, dtype=np.float64)
         self.loc += x64
-        self.stain_loc[s] += x
-        self.scan_loc[c] += x
+        self.stain_loc[s] += x64
+        self.scan_loc[c] += x64
         self.cell[s, c] = x64.sum(axis=0)
         self.sumsq[s, c] = float(np.einsum("ij,ij->", x64, x64))
         self.seen[s, c] = True
