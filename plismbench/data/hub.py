@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from plismbench.errors import InputError
 
@@ -16,6 +18,57 @@ def endpoint() -> str:
     from huggingface_hub import constants
 
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, now or at import."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any(
+        (v or "").strip().lower() in ("1", "true", "yes", "on") for v in flags
+    )
+
+
+def unreachable(timeout: float = 3.0) -> str | None:
+    """None when a TCP connection to the Hub endpoint opens; else the reason, in a few words.
+
+    huggingface_hub retries a refused connection for about 30 s before failing; this probe
+    answers in ``timeout`` seconds at most. Behind an HTTP proxy (``HTTPS_PROXY`` ...) the
+    probe is skipped (None): the proxy, not the endpoint, is what a direct connection meets.
+    """
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return None
+    url = urlsplit(endpoint())
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as exc:
+        return f"cannot resolve {host}: {exc.strerror or exc}"
+    except TimeoutError:
+        return f"no answer from {host}:{port} in {timeout:g} s"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def require_online(what: str) -> None:
+    """One line when the Hub cannot be used: offline mode, or the endpoint does not answer."""
+    if offline():
+        raise InputError(
+            f"{what} needs the Hugging Face Hub, but HF_HUB_OFFLINE is set; unset it, or use "
+            "files already on disk (--download-dir)"
+        )
+    reason = unreachable()
+    if reason is not None:
+        raise InputError(
+            f"cannot reach the Hub at {endpoint()} ({reason}) for {what}; check the network "
+            "or HF_ENDPOINT"
+        )
 
 
 def dataset_page(repo_id: str) -> str:

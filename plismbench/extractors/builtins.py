@@ -1,13 +1,21 @@
 """Built-in extractors: every model of the reference PLISM leaderboard, declared as data.
 
-Loader facts (Hub ids, timm keyword arguments, mean/std, pooling) follow each
-model's card and the reference benchmark; parameter counts are approximate.
+Loader facts (Hub ids, timm keyword arguments, mean/std, pooling) follow each model's card
+and the reference benchmark (owkin/plism-benchmark); parameter counts are the architecture's
+(tests build every timm entry on the meta device and compare). Each entry is a
+:func:`dataclasses.replace` of one base, and each architecture is declared once
+(:class:`~plismbench.extractors.archs.TimmArch` / :class:`~plismbench.extractors.archs.HFArch`).
+
+Precision: the reference autocasts every model in fp16 on a GPU, so ``dtype="fp16"`` here;
+``extract --precision`` overrides it (see docs/extract.md for the measured differences).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from plismbench.extractors.archs import HFArch, TimmArch
 from plismbench.extractors.loaders import (
     conch_loader,
     convert_dinov2_chunks,
@@ -26,7 +34,6 @@ from plismbench.extractors.spec import (
     ExtractorSpec,
 )
 
-_SWIGLU: dict[str, Any] = {"mlp_layer": "SwiGLUPacked", "act_layer": "SiLU"}
 _TRANSFORMERS = (("transformers", "pip install 'transformers>=4.44'"),)
 _CONCH = (
     (
@@ -39,209 +46,193 @@ _LUNIT_STD = (0.21716536, 0.26081574, 0.20723464)
 _HIBOU_MEAN = (0.7068, 0.5755, 0.722)
 _HIBOU_STD = (0.195, 0.2316, 0.1816)
 _NC_ND = "CC-BY-NC-ND-4.0"
-
-_H0_MINI_EXTRA: dict[str, Any] = {
-    "timm_kwargs": _SWIGLU,
-    "arch": "vit_base_patch14_reg4_dinov2",
-    "arch_kwargs": {"img_size": 224, "init_values": 1e-5, "num_classes": 0},
-}
+_UNI_CITE = (
+    "Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for "
+    "computational pathology. Nat Med 2024"
+)
 _H0_MINI_CITE = (
     "Filiot A, Dop N, Tchita O, et al. Distilling foundation models for robust and efficient "
     "models in digital pathology. MICCAI 2025. arXiv:2501.16239"
 )
-_HOPTIMUS_EXTRA: dict[str, Any] = {
-    "timm_kwargs": {"init_values": 1e-5, "dynamic_img_size": False},
-    "arch": "vit_giant_patch14_reg4_dinov2",
-    "arch_kwargs": {"img_size": 224, "num_classes": 0, "global_pool": "token"},
-}
-_VIRCHOW_ARCH: dict[str, Any] = {
-    "img_size": 224,
-    "init_values": 1e-5,
-    "num_classes": 0,
-    "mlp_ratio": 5.3375,
-    "global_pool": "",
-}
 _KAIKO_CITE = (
     "Aben N, de Jong ED, Gatopoulos I, et al. Towards large-scale training of pathology "
     "foundation models. arXiv:2404.15217 (2024)"
 )
+_HIBOU_CITE = (
+    "Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision "
+    "transformers for pathology. arXiv:2406.05074"
+)
+
+#: What every built-in shares: the reference's fp16 autocast, CLS pooling, timm.
+_BASE = ExtractorSpec(name="base", loader=timm_loader, embed_dim=0, dtype="fp16")
+
+# --- architectures, each declared once ----------------------------------------------------
+#: H0-mini: ViT-B/14 + 4 registers with a SwiGLU MLP of hidden 2048 (768 * 5.33334 / 2).
+H0_MINI_ARCH = TimmArch(
+    "vit_base_patch14_reg4_dinov2",
+    mlp_ratio=5.33334,
+    swiglu=True,
+    init_values=1e-5,
+    card=("swiglu",),
+)
+HOPTIMUS_ARCH = TimmArch(
+    "vit_giant_patch14_reg4_dinov2",
+    init_values=1e-5,
+    dynamic_img_size=False,
+    global_pool="token",
+    card=("init_values", "dynamic_img_size"),
+)
+UNI2H_ARCH = TimmArch(
+    "vit_giant_patch14_224",
+    patch_size=14,
+    embed_dim=1536,
+    depth=24,
+    num_heads=24,
+    mlp_ratio=2.66667 * 2,
+    swiglu=True,
+    init_values=1e-5,
+    reg_tokens=8,
+    no_embed_class=True,
+    dynamic_img_size=True,
+    card=(
+        "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "swiglu",
+        "init_values", "reg_tokens", "no_embed_class", "dynamic_img_size",
+    ),
+)  # fmt: skip
+VIRCHOW_ARCH = TimmArch(
+    "vit_huge_patch14_224",
+    mlp_ratio=5.3375,
+    swiglu=True,
+    init_values=1e-5,
+    global_pool="",
+    card=("swiglu",),
+)
+
+_H0_MINI = replace(
+    _BASE,
+    name="h0-mini",
+    embed_dim=768,
+    num_prefix_tokens=5,
+    mean=BIOPTIMUS_MEAN,
+    std=BIOPTIMUS_STD,
+    params_m=86,
+    hub_id="bioptimus/H0-mini",
+    gated=True,
+    licence=_NC_ND,
+    citation=_H0_MINI_CITE,
+    aliases=("h0mini",),
+    description="ViT-B/14 + 4 registers distilled from H-optimus-0; CLS after the final norm.",
+    timm=H0_MINI_ARCH,
+)
+_HOPTIMUS = replace(
+    _BASE,
+    name="h-optimus",
+    embed_dim=1536,
+    num_prefix_tokens=5,
+    mean=BIOPTIMUS_MEAN,
+    std=BIOPTIMUS_STD,
+    params_m=1134,
+    gated=True,
+    description="ViT-g/14 + 4 registers (Bioptimus).",
+    timm=HOPTIMUS_ARCH,
+)
+_UNI = replace(_BASE, gated=True, licence=_NC_ND, citation=_UNI_CITE)
+_VIRCHOW = replace(
+    _BASE, embed_dim=2560, pooling="cls+mean", params_m=632, gated=True, timm=VIRCHOW_ARCH
+)
+_HF = replace(_BASE, loader=transformers_loader, requires=_TRANSFORMERS)
+_HIBOU = replace(_HF, mean=_HIBOU_MEAN, std=_HIBOU_STD, num_prefix_tokens=5, citation=_HIBOU_CITE)
+_KAIKO = replace(_BASE, mean=HALF_MEAN, std=HALF_STD, citation=_KAIKO_CITE)
+
+
+def _titan_conch(model: Any) -> Any:
+    """TITAN's CONCH v1.5 image encoder."""
+    return model.return_conch()[0]
+
 
 BUILTINS: tuple[ExtractorSpec, ...] = (
-    ExtractorSpec(
-        name="h0-mini",
-        loader=timm_loader,
-        embed_dim=768,
-        pooling="cls",
-        num_prefix_tokens=5,
-        mean=BIOPTIMUS_MEAN,
-        std=BIOPTIMUS_STD,
-        params_m=86,
-        hub_id="bioptimus/H0-mini",
-        gated=True,
-        licence=_NC_ND,
-        citation=_H0_MINI_CITE,
-        aliases=("h0mini",),
-        description="ViT-B/14 + 4 registers distilled from H-optimus-0; CLS after the final norm.",
-        extra=_H0_MINI_EXTRA,
-    ),
-    ExtractorSpec(
+    _H0_MINI,
+    replace(
+        _H0_MINI,
         name="h0-mini-cls-mean",
-        loader=timm_loader,
         embed_dim=1536,
         pooling="cls+mean",
-        num_prefix_tokens=5,
-        mean=BIOPTIMUS_MEAN,
-        std=BIOPTIMUS_STD,
-        params_m=86,
-        hub_id="bioptimus/H0-mini",
-        gated=True,
-        licence=_NC_ND,
-        citation=_H0_MINI_CITE,
         aliases=("h0-mini-cls+mean",),
         description=(
             "H0-mini, CLS concatenated with the mean of the patch tokens (registers excluded)."
         ),
-        extra=_H0_MINI_EXTRA,
     ),
-    ExtractorSpec(
+    replace(
+        _HOPTIMUS,
         name="h-optimus-0",
-        loader=timm_loader,
-        embed_dim=1536,
-        pooling="cls",
-        num_prefix_tokens=5,
-        mean=BIOPTIMUS_MEAN,
-        std=BIOPTIMUS_STD,
-        params_m=1134,
         hub_id="bioptimus/H-optimus-0",
-        gated=True,
         licence="Apache-2.0",
         citation=(
             "Saillard C, Jenatton R, Llinares-López F, et al. H-optimus-0 (2024). "
             "github.com/bioptimus/releases"
         ),
-        description="ViT-g/14 + 4 registers (Bioptimus).",
-        extra=_HOPTIMUS_EXTRA,
     ),
-    ExtractorSpec(
+    replace(
+        _HOPTIMUS,
         name="h-optimus-1",
-        loader=timm_loader,
-        embed_dim=1536,
-        pooling="cls",
-        num_prefix_tokens=5,
-        mean=BIOPTIMUS_MEAN,
-        std=BIOPTIMUS_STD,
-        params_m=1134,
         hub_id="bioptimus/H-optimus-1",
-        gated=True,
         licence=_NC_ND,
         citation="Bioptimus. H-optimus-1 (2025). huggingface.co/bioptimus/H-optimus-1",
-        description="ViT-g/14 + 4 registers (Bioptimus).",
-        extra=_HOPTIMUS_EXTRA,
     ),
-    ExtractorSpec(
+    replace(
+        _UNI,
         name="uni",
-        loader=timm_loader,
         embed_dim=1024,
-        pooling="cls",
-        num_prefix_tokens=1,
         params_m=303,
         hub_id="MahmoodLab/UNI",
-        gated=True,
-        licence=_NC_ND,
-        citation=(
-            "Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for "
-            "computational pathology. Nat Med 2024"
-        ),
         aliases=("uni-v1",),
         description="ViT-L/16 (Mahmood Lab).",
-        extra={
-            "timm_kwargs": {"init_values": 1e-5, "dynamic_img_size": True},
-            "arch": "vit_large_patch16_224",
-            "arch_kwargs": {"img_size": 224, "num_classes": 0},
-        },
+        timm=TimmArch(
+            "vit_large_patch16_224",
+            init_values=1e-5,
+            dynamic_img_size=True,
+            card=("init_values", "dynamic_img_size"),
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _UNI,
         name="uni2-h",
-        loader=timm_loader,
         embed_dim=1536,
-        pooling="cls",
         num_prefix_tokens=9,
         params_m=681,
         hub_id="MahmoodLab/UNI2-h",
-        gated=True,
-        licence=_NC_ND,
-        citation=(
-            "Chen RJ, Ding T, Lu MY, et al. Towards a general-purpose foundation model for "
-            "computational pathology. Nat Med 2024"
-        ),
         aliases=("uni-v2",),
         description="ViT-H/14 + 8 registers (Mahmood Lab).",
-        extra={
-            "timm_kwargs": {
-                "img_size": 224,
-                "patch_size": 14,
-                "depth": 24,
-                "num_heads": 24,
-                "init_values": 1e-5,
-                "embed_dim": 1536,
-                "mlp_ratio": 2.66667 * 2,
-                "num_classes": 0,
-                "no_embed_class": True,
-                "reg_tokens": 8,
-                "dynamic_img_size": True,
-                **_SWIGLU,
-            },
-            "arch": "vit_giant_patch14_224",
-        },
+        timm=UNI2H_ARCH,
     ),
-    ExtractorSpec(
+    replace(
+        _VIRCHOW,
         name="virchow",
-        loader=timm_loader,
-        embed_dim=2560,
-        pooling="cls+mean",
-        num_prefix_tokens=1,
-        params_m=632,
         hub_id="paige-ai/Virchow",
-        gated=True,
         licence="Apache-2.0",
         citation=(
             "Vorontsov E, Bozkurt A, Casson A, et al. A foundation model for clinical-grade "
             "computational pathology and rare cancers detection. Nat Med 2024"
         ),
         description="ViT-H/14 (Paige); CLS + mean of patch tokens.",
-        extra={
-            "timm_kwargs": _SWIGLU,
-            "arch": "vit_huge_patch14_224",
-            "arch_kwargs": _VIRCHOW_ARCH,
-        },
     ),
-    ExtractorSpec(
+    replace(
+        _VIRCHOW,
         name="virchow2",
-        loader=timm_loader,
-        embed_dim=2560,
-        pooling="cls+mean",
         num_prefix_tokens=5,
-        params_m=632,
         hub_id="paige-ai/Virchow2",
-        gated=True,
         licence=_NC_ND,
         citation=(
             "Zimmermann E, Vorontsov E, Viret J, et al. Virchow2: scaling self-supervised "
             "mixed magnification models in pathology. arXiv:2408.00738"
         ),
         description="ViT-H/14 + 4 registers (Paige); CLS + mean of patch tokens.",
-        extra={
-            "timm_kwargs": _SWIGLU,
-            "arch": "vit_huge_patch14_224",
-            "arch_kwargs": {**_VIRCHOW_ARCH, "reg_tokens": 4},
-        },
+        timm=replace(VIRCHOW_ARCH, reg_tokens=4),
     ),
-    ExtractorSpec(
+    replace(
+        _BASE,
         name="prov-gigapath",
-        loader=timm_loader,
         embed_dim=1536,
-        pooling="cls",
-        num_prefix_tokens=1,
         resize=256,
         interpolation="bicubic",
         params_m=1134,
@@ -254,26 +245,20 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         ),
         aliases=("gigapath",),
         description="ViT-g/16 tile encoder (Microsoft / Providence); resize 256, centre crop 224.",
-        extra={
-            "arch": "vit_giant_patch14_dinov2",
-            "arch_kwargs": {
-                "img_size": 224,
-                "patch_size": 16,
-                "embed_dim": 1536,
-                "depth": 40,
-                "num_heads": 24,
-                "init_values": 1e-5,
-                "mlp_ratio": 5.33334,
-                "num_classes": 0,
-            },
-        },
+        timm=TimmArch(
+            "vit_giant_patch14_dinov2",
+            patch_size=16,
+            embed_dim=1536,
+            depth=40,
+            num_heads=24,
+            mlp_ratio=5.33334,
+            init_values=1e-5,
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _HF,
         name="phikon",
-        loader=transformers_loader,
         embed_dim=768,
-        pooling="cls",
-        num_prefix_tokens=1,
         params_m=86,
         hub_id="owkin/phikon",
         licence="Owkin non-commercial",
@@ -281,29 +266,22 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
             "Filiot A, Ghermi R, Olivier A, et al. Scaling self-supervised learning for "
             "histopathology with masked image modeling. medRxiv 2023"
         ),
-        requires=_TRANSFORMERS,
         description="ViT-B/16 iBOT (Owkin); CLS of the last hidden state.",
-        extra={
-            "hf_class": "ViTModel",
-            "hf_config": (
-                "ViTConfig",
-                {
-                    "hidden_size": 768,
-                    "num_hidden_layers": 12,
-                    "num_attention_heads": 12,
-                    "intermediate_size": 3072,
-                    "image_size": 224,
-                    "patch_size": 16,
-                },
-            ),
-        },
+        hf=HFArch(
+            model_class="ViTModel",
+            config_class="ViTConfig",
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            image_size=224,
+            patch_size=16,
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _HF,
         name="phikon-v2",
-        loader=transformers_loader,
         embed_dim=1024,
-        pooling="cls",
-        num_prefix_tokens=1,
         params_m=303,
         hub_id="owkin/phikon-v2",
         licence="Owkin non-commercial",
@@ -311,29 +289,24 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
             "Filiot A, Jacob P, Mac Kain A, Saillard C. Phikon-v2, a large and public feature "
             "extractor for biomarker prediction. arXiv:2409.09173"
         ),
-        requires=_TRANSFORMERS,
         description="ViT-L/16 DINOv2 (Owkin); CLS of the last hidden state.",
-        extra={
-            "hf_class": "Dinov2Model",
-            "hf_config": (
-                "Dinov2Config",
-                {
-                    "hidden_size": 1024,
-                    "num_hidden_layers": 24,
-                    "num_attention_heads": 16,
-                    "image_size": 224,
-                    "patch_size": 16,
-                    "layerscale_value": 1e-5,
-                },
-            ),
-        },
+        hf=HFArch(
+            model_class="Dinov2Model",
+            config_class="Dinov2Config",
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=224,
+            patch_size=16,
+            layerscale_value=1e-5,
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _BASE,
         name="conch",
         loader=conch_loader,
         embed_dim=512,
         pooling="model",
-        num_prefix_tokens=1,
         mean=OPENAI_CLIP_MEAN,
         std=OPENAI_CLIP_STD,
         params_m=90,
@@ -348,14 +321,15 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         requires=_CONCH,
         description="CONCH ViT-B/16 image encoder, before the contrastive projection.",
     ),
-    ExtractorSpec(
+    replace(
+        _HF,
         name="conch-v1.5",
-        loader=transformers_loader,
         embed_dim=768,
         pooling="model",
-        num_prefix_tokens=1,
-        # The encoder is built for 448 px (reference benchmark: bilinear resize to 448).
-        input_size=448,
+        # 224 px, the tiles' own size, as the reference at its latest commit (c3f0dea removed
+        # its 448 resize). The model card and TRIDENT use 448 (bilinear resize of 512 px
+        # patches); ``replace(spec, name=..., input_size=448)`` registers that variant.
+        input_size=224,
         interpolation="bilinear",
         params_m=307,
         hub_id="MahmoodLab/TITAN",
@@ -367,19 +341,14 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         ),
         aliases=("conchv15", "conch-v15"),
         requires=(*_TRANSFORMERS, ("einops", "pip install einops einops-exts")),
-        description="CONCH v1.5 image encoder (ViT-L/16 at 448 px), taken from TITAN (Hub code).",
-        extra={
-            "trust_remote_code": True,
-            "hf_output": "call",
-            "hf_post": lambda m: m.return_conch()[0],
-        },
+        description="CONCH v1.5 image encoder (ViT-L/16), taken from TITAN (Hub code); 224 px.",
+        hf=HFArch(trust_remote_code=True, output="call", post=_titan_conch),
     ),
-    ExtractorSpec(
+    replace(
+        _HF,
         name="plip",
-        loader=transformers_loader,
         embed_dim=512,
         pooling="model",
-        num_prefix_tokens=1,
         mean=OPENAI_CLIP_MEAN,
         std=OPENAI_CLIP_STD,
         params_m=88,
@@ -388,32 +357,26 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
             "Huang Z, Bianchi F, Yuksekgonul M, et al. A visual-language foundation model for "
             "pathology image analysis using medical Twitter. Nat Med 2023"
         ),
-        requires=_TRANSFORMERS,
         description="CLIP ViT-B/32 image features (projected, 512).",
-        extra={
-            "hf_class": "CLIPModel",
-            "hf_output": "image_features",
-            "hf_random_class": "CLIPVisionModelWithProjection",
-            "hf_config": (
-                "CLIPVisionConfig",
-                {
-                    "hidden_size": 768,
-                    "num_hidden_layers": 12,
-                    "num_attention_heads": 12,
-                    "intermediate_size": 3072,
-                    "image_size": 224,
-                    "patch_size": 32,
-                    "projection_dim": 512,
-                },
-            ),
-        },
+        hf=HFArch(
+            model_class="CLIPModel",
+            config_class="CLIPVisionConfig",
+            random_class="CLIPVisionModelWithProjection",
+            output="image_features",
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            image_size=224,
+            patch_size=32,
+            projection_dim=512,
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _BASE,
         name="gpfm",
         loader=url_loader,
         embed_dim=1024,
-        pooling="cls",
-        num_prefix_tokens=1,
         params_m=303,
         url="https://github.com/birkhoffkiki/GPFM/releases/download/ckpt/GPFM.pth",
         citation=(
@@ -422,105 +385,69 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         ),
         convert_state_dict=convert_dinov2_chunks,
         description="ViT-L/14 DINOv2-style (HKUST); weights from the GitHub release.",
-        extra={
-            "arch": "vit_large_patch14_dinov2",
-            "arch_kwargs": {
-                "img_size": 224,
-                "patch_size": 14,
-                "init_values": 1e-5,
-                "qkv_bias": True,
-                "dynamic_img_size": True,
-                "num_classes": 0,
-            },
-            "file_name": "GPFM.pth",
-        },
+        timm=TimmArch(
+            "vit_large_patch14_dinov2",
+            patch_size=14,
+            init_values=1e-5,
+            qkv_bias=True,
+            dynamic_img_size=True,
+        ),
+        weights_file="GPFM.pth",
     ),
-    ExtractorSpec(
+    replace(
+        _HIBOU,
         name="hibou-b",
-        loader=transformers_loader,
         embed_dim=768,
-        pooling="cls",
-        num_prefix_tokens=5,
-        mean=_HIBOU_MEAN,
-        std=_HIBOU_STD,
         params_m=86,
         hub_id="histai/hibou-b",
         licence="Apache-2.0",
-        citation=(
-            "Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision "
-            "transformers for pathology. arXiv:2406.05074"
-        ),
         aliases=("hibou-base",),
-        requires=_TRANSFORMERS,
         description="ViT-B/14 + registers (HistAI, Hub code); CLS of the last hidden state.",
-        extra={"trust_remote_code": True},
+        hf=HFArch(trust_remote_code=True),
     ),
-    ExtractorSpec(
+    replace(
+        _HIBOU,
         name="hibou-l",
-        loader=transformers_loader,
         embed_dim=1024,
-        pooling="cls",
-        num_prefix_tokens=5,
-        mean=_HIBOU_MEAN,
-        std=_HIBOU_STD,
         params_m=303,
         hub_id="histai/hibou-L",
         gated=True,
         licence="Apache-2.0",
-        citation=(
-            "Nechaev D, Pchelnikov A, Ivanova E. Hibou: a family of foundational vision "
-            "transformers for pathology. arXiv:2406.05074"
-        ),
         aliases=("hibou-large",),
-        requires=_TRANSFORMERS,
         description="ViT-L/14 + registers (HistAI, Hub code); CLS of the last hidden state.",
-        extra={"trust_remote_code": True},
+        hf=HFArch(trust_remote_code=True),
     ),
-    ExtractorSpec(
+    replace(
+        _KAIKO,
         name="kaiko-vit-b8",
-        loader=timm_loader,
         embed_dim=768,
-        pooling="cls",
-        num_prefix_tokens=1,
-        mean=HALF_MEAN,
-        std=HALF_STD,
         params_m=86,
         hub_id="1aurent/vit_base_patch8_224.kaiko_ai_towards_large_pathology_fms",
-        licence="see model card",
-        citation=_KAIKO_CITE,
         aliases=("kaiko-vit-base", "kaiko-vitb8"),
         description="ViT-B/8 DINO (kaiko.ai).",
-        extra={
-            "timm_kwargs": {"dynamic_img_size": True, "num_classes": 0},
-            "arch": "vit_base_patch8_224",
-        },
+        timm=TimmArch("vit_base_patch8_224", dynamic_img_size=True, card=("dynamic_img_size",)),
     ),
-    ExtractorSpec(
+    replace(
+        _KAIKO,
         name="kaiko-vit-l14",
-        loader=timm_loader,
         embed_dim=1024,
-        pooling="cls",
         num_prefix_tokens=5,
-        mean=HALF_MEAN,
-        std=HALF_STD,
         params_m=303,
         hub_id="1aurent/vit_large_patch14_reg4_dinov2.kaiko_ai_towards_large_pathology_fms",
-        licence="see model card",
-        citation=_KAIKO_CITE,
         aliases=("kaiko-vit-large", "kaiko-vitl14"),
         description="ViT-L/14 + 4 registers DINOv2 (kaiko.ai); built at 518, run at 224.",
-        extra={
-            "timm_kwargs": {"dynamic_img_size": True, "num_classes": 0},
-            "arch": "vit_large_patch14_reg4_dinov2",
-            "arch_kwargs": {"img_size": 518},
-        },
+        timm=TimmArch(
+            "vit_large_patch14_reg4_dinov2",
+            img_size=518,
+            dynamic_img_size=True,
+            card=("dynamic_img_size",),
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _HF,
         name="midnight-12k",
-        loader=transformers_loader,
         embed_dim=3072,
         pooling="cls+mean",
-        num_prefix_tokens=1,
         mean=HALF_MEAN,
         std=HALF_STD,
         params_m=1137,
@@ -531,30 +458,24 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
             "foundation models with orders of magnitude less data. arXiv:2504.05186"
         ),
         aliases=("midnight",),
-        requires=_TRANSFORMERS,
         description="ViT-g/14 DINOv2 (kaiko.ai); CLS + mean of patch tokens.",
-        extra={
-            "hf_class": "Dinov2Model",
-            "hf_config": (
-                "Dinov2Config",
-                {
-                    "hidden_size": 1536,
-                    "num_hidden_layers": 40,
-                    "num_attention_heads": 24,
-                    "image_size": 224,
-                    "patch_size": 14,
-                    "use_swiglu_ffn": True,
-                    "layerscale_value": 1e-5,
-                },
-            ),
-        },
+        hf=HFArch(
+            model_class="Dinov2Model",
+            config_class="Dinov2Config",
+            hidden_size=1536,
+            num_hidden_layers=40,
+            num_attention_heads=24,
+            image_size=224,
+            patch_size=14,
+            use_swiglu_ffn=True,
+            layerscale_value=1e-5,
+        ),
     ),
-    ExtractorSpec(
+    replace(
+        _BASE,
         name="lunit-vit-s8",
         loader=url_loader,
         embed_dim=384,
-        pooling="cls",
-        num_prefix_tokens=1,
         mean=_LUNIT_MEAN,
         std=_LUNIT_STD,
         params_m=22,
@@ -570,17 +491,13 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         aliases=("lunit-vit-small-8", "lunit-vits8"),
         convert_state_dict=convert_drop_heads,
         description="ViT-S/8 DINO (Lunit); weights from the GitHub release.",
-        extra={
-            "arch": "vit_small_patch8_224",
-            "arch_kwargs": {"num_classes": 0},
-            "file_name": "lunit_vit_s8.pth",
-        },
+        timm=TimmArch("vit_small_patch8_224"),
+        weights_file="lunit_vit_s8.pth",
     ),
-    ExtractorSpec(
+    replace(
+        _BASE,
         name="dinov2-vit-g14",
-        loader=timm_loader,
         embed_dim=1536,
-        pooling="cls",
         num_prefix_tokens=5,
         params_m=1136,
         hub_id="timm/vit_giant_patch14_reg4_dinov2.lvd142m",
@@ -593,11 +510,12 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         description=(
             "ImageNet-style natural-image baseline: DINOv2 ViT-g/14 + 4 registers (LVD-142M)."
         ),
-        extra={
-            "timm_kwargs": {"dynamic_img_size": True, "num_classes": 0},
-            "arch": "vit_giant_patch14_reg4_dinov2",
-            "arch_kwargs": {"img_size": 518},
-        },
+        timm=TimmArch(
+            "vit_giant_patch14_reg4_dinov2",
+            img_size=518,
+            dynamic_img_size=True,
+            card=("dynamic_img_size",),
+        ),
     ),
 )
 

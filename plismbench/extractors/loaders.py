@@ -1,27 +1,23 @@
 """Small builders that turn an :class:`ExtractorSpec` into a backbone module.
 
-A spec's ``extra`` carries what a builder needs:
-
-* ``arch``: timm architecture for random builds (tests, ``--weights``);
-* ``arch_kwargs``: keyword arguments that reproduce the Hub config's ``model_args``
-  on a random build;
-* ``timm_kwargs``: keyword arguments the model card passes to ``timm.create_model``
-  (layers that JSON cannot hold, such as ``mlp_layer=SwiGLUPacked``);
-* ``hf_class`` / ``hf_config``: a ``transformers`` model class and the config used
-  for random builds; ``trust_remote_code`` for Hub code.
+The spec's typed architecture says what to build: :class:`~plismbench.extractors.archs.TimmArch`
+for timm models (random builds and ``--weights`` use all its fields, the Hub build the card's),
+:class:`~plismbench.extractors.archs.HFArch` for ``transformers`` models.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import math
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from plismbench.errors import InputError
+from plismbench.extractors.archs import HFArch
 from plismbench.extractors.spec import ExtractorSpec
 
 
@@ -65,35 +61,24 @@ def resolve_layer(value: Any) -> Any:
     return timm.layers.get_act_layer(short.lower())
 
 
-def _resolve_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    out = dict(kwargs)
-    for key in ("mlp_layer", "act_layer", "norm_layer"):
-        if key in out:
-            out[key] = resolve_layer(out[key])
-    return out
-
-
 def timm_loader(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> torch.nn.Module:
-    """``timm.create_model("hf-hub:...")`` for pretrained, the declared arch otherwise."""
+    """``timm.create_model("hf-hub:...")`` for pretrained, the declared architecture otherwise."""
     import timm
 
     require(spec)
-    timm_kwargs = _resolve_kwargs(spec.extra.get("timm_kwargs", {}))
+    arch = spec.timm
     tokens = spec.pooling != "model"
     if pretrained:
         if not spec.hub_id:
             raise InputError(f"model {spec.name!r} declares no Hub id to load weights from")
-        model = timm.create_model(
-            f"hf-hub:{spec.hub_id}", pretrained=True, **{**timm_kwargs, **overrides}
-        )
+        card = arch.card_kwargs() if arch is not None else {}
+        model = timm.create_model(f"hf-hub:{spec.hub_id}", pretrained=True, **{**card, **overrides})
     else:
-        arch = spec.extra.get("arch")
-        if not arch:
+        if arch is None:
             raise InputError(
                 f"model {spec.name!r} declares no timm architecture for a random build"
             )
-        kwargs = {**_resolve_kwargs(spec.extra.get("arch_kwargs", {})), **timm_kwargs, **overrides}
-        model = timm.create_model(arch, pretrained=False, **kwargs)
+        model = timm.create_model(arch.model, pretrained=False, **{**arch.kwargs(), **overrides})
     return TimmBackbone(model, tokens=tokens)
 
 
@@ -131,14 +116,54 @@ def strip_prefixes(
     return out
 
 
+def _resample_pos_embed(target: torch.nn.Module, value: torch.Tensor) -> torch.Tensor | None:
+    """A checkpoint ``pos_embed`` on another patch grid, resampled to the model's grid."""
+    from timm.layers import resample_abs_pos_embed
+
+    current = getattr(target, "pos_embed", None)
+    grid = getattr(getattr(target, "patch_embed", None), "grid_size", None)
+    if not isinstance(current, torch.Tensor) or grid is None or value.ndim != 3:
+        return None
+    prefix = int(getattr(target, "num_prefix_tokens", 1))
+    if getattr(target, "no_embed_class", False):
+        prefix = 0
+    side = math.isqrt(int(value.shape[1] - prefix))
+    if side * side + prefix != value.shape[1] or value.shape[2] != current.shape[2]:
+        return None
+    return resample_abs_pos_embed(
+        value, new_size=list(grid), old_size=[side, side], num_prefix_tokens=prefix
+    )
+
+
 def load_into(
     spec: ExtractorSpec, backbone: torch.nn.Module, state: dict[str, torch.Tensor], source: str
 ) -> None:
-    """Load ``state`` into the backbone's inner model strictly; one clear line on mismatch."""
+    """Load ``state`` into the backbone's inner model strictly; one clear line on mismatch.
+
+    A ``pos_embed`` trained on another patch grid is resampled (timm
+    ``resample_abs_pos_embed``); any other shape mismatch names the keys.
+    """
     target = getattr(backbone, "model", backbone)
     state = strip_prefixes(state, ("module.", "_orig_mod."))
     if spec.convert_state_dict is not None:
         state = spec.convert_state_dict(state)
+    expected = target.state_dict()
+    wrong = []
+    for key, value in list(state.items()):
+        want = expected.get(key)
+        if want is None or tuple(want.shape) == tuple(value.shape):
+            continue
+        fixed = _resample_pos_embed(target, value) if key == "pos_embed" else None
+        if fixed is not None and fixed.shape == want.shape:
+            state[key] = fixed
+        else:
+            wrong.append(f"{key} {tuple(value.shape)} vs {tuple(want.shape)}")
+    if wrong:
+        raise InputError(
+            f"weights {source} do not fit model {spec.name!r}: {len(wrong)} keys with other "
+            f"shapes (checkpoint vs model): {'; '.join(wrong[:4])}"
+            + (", ..." if len(wrong) > 4 else "")
+        )
     missing, unexpected = target.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise InputError(
@@ -154,7 +179,7 @@ def url_loader(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> to
     if pretrained:
         if not spec.url:
             raise InputError(f"model {spec.name!r} declares no weights URL")
-        file_name = spec.extra.get("file_name")
+        file_name = spec.weights_file
         try:
             raw = torch.hub.load_state_dict_from_url(
                 spec.url, map_location="cpu", file_name=file_name, weights_only=True
@@ -221,29 +246,25 @@ def transformers_loader(
     """``transformers`` ``from_pretrained`` on the Hub id, or a random build from a config."""
     require(spec)
     transformers = importlib.import_module("transformers")
-    output = spec.extra.get("hf_output", "tokens")
-    cls = getattr(transformers, spec.extra.get("hf_class", "AutoModel"))
-    trust = bool(spec.extra.get("trust_remote_code", False))
+    arch = spec.hf if spec.hf is not None else HFArch()
+    cls = getattr(transformers, arch.model_class)
     if pretrained:
-        model = cls.from_pretrained(spec.hub_id, trust_remote_code=trust)
-        post: Callable[[Any], torch.nn.Module] | None = spec.extra.get("hf_post")
-        if post is not None:
-            model = post(model)
+        model = cls.from_pretrained(spec.hub_id, trust_remote_code=arch.trust_remote_code)
+        if arch.post is not None:
+            model = arch.post(model)
     else:
-        config_name, config_kwargs = spec.extra.get("hf_config", (None, {}))
-        if config_name is None:
+        if arch.config_class is None:
             raise InputError(
                 f"model {spec.name!r} uses Hub code and has no random build; load it pretrained"
             )
-        depth_key = spec.extra.get("hf_depth_key", "num_hidden_layers")
-        kwargs = dict(config_kwargs)
+        kwargs = arch.config_kwargs()
         if "depth" in overrides:
-            kwargs[depth_key] = overrides.pop("depth")
+            kwargs["num_hidden_layers"] = overrides.pop("depth")
         kwargs.update(overrides)
-        config = getattr(transformers, config_name)(**kwargs)
-        rcls = getattr(transformers, spec.extra.get("hf_random_class", cls.__name__))
+        config = getattr(transformers, arch.config_class)(**kwargs)
+        rcls = getattr(transformers, arch.random_class or arch.model_class)
         model = rcls.from_config(config) if rcls.__name__ == "AutoModel" else rcls(config)
-    return HFBackbone(model, output)
+    return HFBackbone(model, arch.output)
 
 
 # --- CONCH (package not on PyPI) ---------------------------------------------------------------
@@ -261,11 +282,25 @@ class ConchBackbone(torch.nn.Module):
 
 
 def conch_loader(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> torch.nn.Module:
-    """CONCH through its own package (``conch.open_clip_custom``)."""
+    """CONCH through its own package (``conch.open_clip_custom``).
+
+    ``create_model_from_pretrained`` needs a checkpoint, so random builds (tests, before
+    ``--weights``) build the ``CoCa`` model from the package's config instead.
+    """
     require(spec)
     open_clip_custom = importlib.import_module("conch.open_clip_custom")
-    checkpoint = f"hf_hub:{spec.hub_id}" if pretrained else None
-    model, _ = open_clip_custom.create_model_from_pretrained(
-        "conch_ViT-B-16", checkpoint_path=checkpoint, force_image_size=spec.input_size
-    )
-    return ConchBackbone(model)
+    config_name = "conch_ViT-B-16"
+    if pretrained:
+        model, _ = open_clip_custom.create_model_from_pretrained(
+            config_name, checkpoint_path=f"hf_hub:{spec.hub_id}", force_image_size=spec.input_size
+        )
+        return ConchBackbone(model)
+    factory = importlib.import_module("conch.open_clip_custom.factory")
+    path = Path(factory.CFG_DIR) / f"{config_name}.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.pop("custom_text", None)
+    config["vision_cfg"]["image_size"] = spec.input_size
+    if "depth" in overrides:
+        config["vision_cfg"]["layers"] = overrides.pop("depth")
+    config.update(overrides)
+    return ConchBackbone(open_clip_custom.CoCa(**config))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
 import os
 import threading
 import warnings
@@ -24,12 +23,7 @@ from typing import Any, overload
 import torch
 
 from plismbench.errors import InputError
-from plismbench.extractors.loaders import (
-    TimmBackbone,
-    load_into,
-    load_state_file,
-    resolve_layer,
-)
+from plismbench.extractors.loaders import load_into, load_state_file
 from plismbench.extractors.module import FeatureExtractor
 from plismbench.extractors.spec import ExtractorSpec, check_spec
 
@@ -216,7 +210,9 @@ def get_extractor(name: str | os.PathLike[str] | ExtractorSpec) -> ExtractorSpec
         return spec
     path = Path(text).expanduser()
     if path.is_dir():
-        return _local_spec(path)
+        from plismbench.extractors.external import local_spec
+
+        return local_spec(path)
     if ("/" in text or os.sep in text) and not path.exists():
         raise InputError(f"model directory {path} does not exist")
     canonical: dict[str, str] = {}
@@ -235,189 +231,47 @@ def get_extractor(name: str | os.PathLike[str] | ExtractorSpec) -> ExtractorSpec
     )
 
 
-# --- Hub ids and local exports --------------------------------------------------------------
-
-
-def _timm_spec(
-    name: str,
-    arch: str,
-    model_args: dict[str, Any],
-    pretrained_cfg: dict[str, Any],
-    extra_cfg: dict[str, Any],
-    loader: Callable[..., torch.nn.Module],
-    **fields: Any,
-) -> ExtractorSpec:
-    """Describe a timm model from its config, instantiating it on the meta device."""
-    import timm
-
-    kwargs = {k: resolve_layer(v) if k.endswith("_layer") else v for k, v in model_args.items()}
-    for key in ("mlp_layer", "act_layer"):
-        if key in extra_cfg:
-            kwargs[key] = resolve_layer(extra_cfg[key])
-    try:
-        with torch.device("meta"):
-            model = timm.create_model(arch, pretrained=False, **kwargs)
-    except Exception as exc:
-        raise InputError(
-            f"model {name!r}: cannot build timm architecture {arch!r}: {exc}"
-        ) from None
-    prefix = int(getattr(model, "num_prefix_tokens", 0))
-    has_cls = getattr(model, "cls_token", None) is not None
-    pooling: Any = extra_cfg.get("pooling") or ("cls" if has_cls else "model")
-    width = int(getattr(model, "num_features", 0))
-    embed_dim = int(extra_cfg.get("embed_dim") or (2 * width if pooling == "cls+mean" else width))
-    input_size = pretrained_cfg.get("input_size") or [3, 224, 224]
-    spec = ExtractorSpec(
-        name=name,
-        loader=loader,
-        embed_dim=embed_dim,
-        pooling=pooling,
-        num_prefix_tokens=int(extra_cfg.get("num_prefix_tokens", prefix)),
-        input_size=int(input_size[-1]),
-        mean=tuple(pretrained_cfg.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
-        std=tuple(pretrained_cfg.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
-        dtype=extra_cfg.get("dtype", "bf16"),
-        params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        extra={
-            "arch": arch,
-            "arch_kwargs": model_args,
-            "timm_kwargs": {k: extra_cfg[k] for k in ("mlp_layer", "act_layer") if k in extra_cfg},
-        },
-        **fields,
-    )
-    check_spec(spec)
-    return spec
-
-
 def _hub_spec(hub_id: str) -> ExtractorSpec:
+    """A registered model with this Hub id, else one described from its timm config."""
     _ensure_builtins()
     for spec in _SPECS.values():
         if spec.hub_id and spec.hub_id.lower() == hub_id.lower() and spec.pooling != "cls+mean":
             return spec
-    from timm.models import load_model_config_from_hf
+    from plismbench.extractors.access import hub_error, model_access
+    from plismbench.extractors.external import hub_spec
 
-    try:
-        pretrained_cfg, arch, model_args = load_model_config_from_hf(hub_id)
-    except Exception as exc:
-        raise _hub_error(f"hf-hub:{hub_id}", hub_id, False, exc) from None
-    from plismbench.extractors.loaders import timm_loader
-
-    return _timm_spec(
-        f"hf-hub:{hub_id}",
-        arch,
-        dict(model_args or {}),
-        dict(pretrained_cfg or {}),
-        dict((pretrained_cfg or {}).get("plismbench", {})),
-        timm_loader,
-        hub_id=hub_id,
-    )
-
-
-def _local_loader(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> torch.nn.Module:
-    import timm
-
-    extra_timm = {k: resolve_layer(v) for k, v in spec.extra.get("timm_kwargs", {}).items()}
-    kwargs = {
-        **{
-            k: resolve_layer(v) if k.endswith("_layer") else v
-            for k, v in spec.extra["arch_kwargs"].items()
-        },
-        **extra_timm,
-        **overrides,
-    }
-    model = timm.create_model(spec.extra["arch"], pretrained=False, **kwargs)
-    backbone = TimmBackbone(model, tokens=spec.pooling != "model")
-    if pretrained:
-        directory = Path(spec.extra["directory"])
-        weights = directory / "model.safetensors"
-        if not weights.is_file():
-            weights = directory / "pytorch_model.bin"
-        load_into(spec, backbone, load_state_file(weights), str(weights))
-    return backbone
-
-
-def _local_spec(path: Path) -> ExtractorSpec:
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise InputError(f"model directory {path} has no config.json (timm export expected)")
-    if not (path / "model.safetensors").is_file() and not (path / "pytorch_model.bin").is_file():
-        raise InputError(f"model directory {path} has no model.safetensors")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{config_path} is not valid JSON: {exc}") from None
-    arch = config.get("architecture")
-    if not arch:
-        raise InputError(f"{config_path} has no 'architecture' (timm config expected)")
-    model_args = dict(config.get("model_args", {}))
-    if "num_classes" in config:
-        model_args.setdefault("num_classes", config["num_classes"])
-    pretrained_cfg = dict(config.get("pretrained_cfg", {}))
-    for key in ("mean", "std", "input_size"):
-        if key in config:
-            pretrained_cfg.setdefault(key, config[key])
-    extra_cfg = dict(config.get("plismbench", {}))
-    spec = _timm_spec(
-        config.get("plismbench", {}).get("name") or path.name,
-        arch,
-        model_args,
-        pretrained_cfg,
-        extra_cfg,
-        _local_loader,
-        description=f"local export {path}",
-    )
-    return replace(spec, extra={**spec.extra, "directory": str(path.resolve())})
+    label = f"hf-hub:{hub_id}"
+    with model_access(label, hub_id, gated=False):
+        return hub_spec(hub_id, lambda exc: hub_error(label, hub_id, False, exc))
 
 
 # --- loading ----------------------------------------------------------------------------------
 
 
-def _hub_error(label: str, hub_id: str | None, gated: bool, exc: BaseException) -> InputError:
-    from huggingface_hub import get_token
-
-    page = f"https://huggingface.co/{hub_id}" if hub_id else label
-    token = get_token()
-    kind = type(exc).__name__
-    if "Gated" in kind or (gated and token is None):
-        return InputError(
-            f"model {label!r} is gated: accept its terms at {page} and set HF_TOKEN "
-            f"(or run `hf auth login`) ({kind})"
-        )
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    where = (
-        "the Hub is offline (HF_HUB_OFFLINE) and the files are not in the cache"
-        if offline
-        else str(exc).splitlines()[0]
-        if str(exc)
-        else kind
-    )
-    return InputError(f"cannot load model {label!r} from {page}: {where}")
-
-
-def _is_hub_error(exc: BaseException) -> bool:
-    from huggingface_hub import errors as hf_errors
-
-    hub_types: tuple[type[BaseException], ...] = (
-        hf_errors.HfHubHTTPError,
-        hf_errors.LocalEntryNotFoundError,
-        hf_errors.EntryNotFoundError,
-        hf_errors.OfflineModeIsEnabled,
-    )
-    return isinstance(exc, hub_types) or (
-        isinstance(exc, OSError) and "huggingface" in str(exc).lower()
-    )
-
-
 def build_backbone(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> torch.nn.Module:
-    """Run the spec's loader; a Hub refusal (gated, no token) becomes one clear line."""
-    try:
+    """Run the spec's loader; Hub failures (unreachable, gated, offline) become one line."""
+    if not (pretrained and spec.hub_id):
         return spec.loader(spec, pretrained=pretrained, **overrides)
-    except InputError:
-        raise
-    except Exception as exc:
-        if pretrained and _is_hub_error(exc):
-            raise _hub_error(spec.name, spec.hub_id, spec.gated, exc) from None
-        raise
+    from plismbench.extractors.access import model_access
+
+    with model_access(spec.name, spec.hub_id, spec.gated):
+        return spec.loader(spec, pretrained=pretrained, **overrides)
+
+
+def _check_input_size(spec: ExtractorSpec, backbone: torch.nn.Module) -> None:
+    """A ViT with fixed position embeddings only takes its own size: say so, not a bare assert."""
+    inner = getattr(backbone, "model", backbone)
+    embed = getattr(inner, "patch_embed", None)
+    size = getattr(embed, "img_size", None)
+    if size is None or spec.input_size <= 0 or not spec.normalise:
+        return
+    strict = bool(getattr(embed, "strict_img_size", not getattr(inner, "dynamic_img_size", False)))
+    if strict and tuple(size) != (spec.input_size, spec.input_size):
+        raise InputError(
+            f"model {spec.name!r}: the architecture takes {size[0]}x{size[1]} px inputs only "
+            f"(fixed position embeddings), the spec asks for {spec.input_size} px; set "
+            f"input_size={size[0]} or build it with dynamic_img_size=True"
+        )
 
 
 def load_extractor(
@@ -458,6 +312,7 @@ def load_extractor(
             f"model {spec.name!r}: the architecture has {inner_prefix} prefix tokens, the "
             f"registry declares {spec.num_prefix_tokens}; the patch mean would be wrong"
         )
+    _check_input_size(spec, backbone)
     extractor = FeatureExtractor(spec, backbone, precision=precision)
     extractor.to(device)
     with contextlib.suppress(Exception):

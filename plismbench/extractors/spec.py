@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
+
+from plismbench.extractors.archs import HFArch, TimmArch
 
 Pooling = Literal["cls", "cls+mean", "mean", "model"]
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -65,7 +67,8 @@ class ExtractorSpec:
     normalise: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    #: Autocast dtype preferred on a GPU (CPU runs use fp32 unless asked otherwise).
+    #: Autocast dtype on a GPU (CPU runs use fp32 unless asked otherwise). Built-ins record
+    #: the reference benchmark's: it autocasts in fp16 (``torch.autocast("cuda")``).
     dtype: Precision = "bf16"
     #: Parameter count in millions (approximate, from the model card).
     params_m: float | None = None
@@ -80,8 +83,14 @@ class ExtractorSpec:
     #: Maps a raw checkpoint state dict onto the architecture (``--weights``).
     convert_state_dict: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     description: str = ""
-    #: Free-form extra loader arguments (e.g. a local directory).
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: timm architecture (random builds, ``--weights``, and the card's Hub arguments).
+    timm: TimmArch | None = None
+    #: ``transformers`` classes and random-build config.
+    hf: HFArch | None = None
+    #: Cache file name of weights fetched from ``url``.
+    weights_file: str | None = None
+    #: Folder of a local timm export (``config.json`` + ``model.safetensors``).
+    local_dir: str | None = None
 
     @property
     def page(self) -> str | None:
@@ -98,8 +107,10 @@ class ExtractorSpec:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description (what ``plismbench models --json`` prints)."""
         data = asdict(self)
-        for key in ("loader", "convert_state_dict", "extra"):
+        for key in ("loader", "convert_state_dict", "timm", "hf", "local_dir", "weights_file"):
             data.pop(key, None)
+        if self.timm is not None:
+            data["architecture"] = self.timm.model
         data["aliases"] = list(self.aliases)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)

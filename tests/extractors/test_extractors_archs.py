@@ -32,7 +32,7 @@ from plismbench.extractors.spec import (
 TIMM_SPECS = [s for s in BUILTINS if s.loader in (timm_loader, url_loader)]
 OTHER_SPECS = [s for s in BUILTINS if s.loader not in (timm_loader, url_loader)]
 HF_SPECS = [s for s in BUILTINS if s.loader is transformers_loader]
-HUB_CODE_SPECS = [s for s in HF_SPECS if s.extra.get("trust_remote_code")]
+HUB_CODE_SPECS = [s for s in HF_SPECS if s.hf is not None and s.hf.trust_remote_code]
 
 #: Normalisation of the transformers-based models, from their cards / the reference benchmark.
 _HIBOU = ((0.7068, 0.5755, 0.722), (0.195, 0.2316, 0.1816))
@@ -144,7 +144,7 @@ def test_transformers_architecture_pooling_and_dim(spec) -> None:
     inner = backbone.model
     config = inner.config
     assert config.num_hidden_layers == 1
-    assert type(inner).__name__ == spec.extra.get("hf_random_class", spec.extra["hf_class"])
+    assert type(inner).__name__ == (spec.hf.random_class or spec.hf.model_class)
 
     # Normalisation is the declared one, and the declared one is the model card's.
     assert (spec.mean, spec.std) == HF_NORM[spec.name]
@@ -176,7 +176,7 @@ def test_transformers_architecture_pooling_and_dim(spec) -> None:
         expected = torch.cat([tokens[:, 0], patches.mean(dim=1)], dim=-1)
     else:
         # CLIP image features: final-norm CLS through the visual projection.
-        assert spec.extra["hf_output"] == "image_features"
+        assert spec.hf.output == "image_features"
         with torch.inference_mode():
             pooled = inner.vision_model.post_layernorm(tokens[:, 0])
             expected = inner.visual_projection(pooled)
@@ -191,7 +191,7 @@ def test_transformers_architecture_pooling_and_dim(spec) -> None:
     # The full-depth config matches the card's parameter count (per-layer size from depth 2).
     deeper = spec.loader(spec, pretrained=False, depth=2)
     per_layer = _num_params(deeper) - _num_params(backbone)
-    full_layers = dict(spec.extra["hf_config"][1])["num_hidden_layers"]
+    full_layers = spec.hf.num_hidden_layers
     full_m = (_num_params(backbone) + per_layer * (full_layers - 1)) / 1e6
     assert full_m == pytest.approx(spec.params_m, rel=0.05), f"{full_m:.0f}M parameters"
 
@@ -202,7 +202,7 @@ def test_plip_pretrained_path_matches_random_build() -> None:
     spec = get_extractor("plip")
     torch.manual_seed(0)
     random_build = load_extractor(spec, pretrained=False, depth=1)
-    vision_kwargs = {**spec.extra["hf_config"][1], "num_hidden_layers": 1}
+    vision_kwargs = {**spec.hf.config_kwargs(), "num_hidden_layers": 1}
     projection_dim = vision_kwargs.pop("projection_dim")
     config = transformers.CLIPConfig(
         vision_config=vision_kwargs,
@@ -215,10 +215,10 @@ def test_plip_pretrained_path_matches_random_build() -> None:
         },
         projection_dim=projection_dim,
     )
-    clip = getattr(transformers, spec.extra["hf_class"])(config)
+    clip = getattr(transformers, spec.hf.model_class)(config)
     missing, _ = clip.load_state_dict(random_build.backbone.model.state_dict(), strict=False)
     assert not [k for k in missing if k.startswith(("vision_model.", "visual_projection."))]
-    pretrained_path = HFBackbone(clip.eval(), spec.extra["hf_output"])
+    pretrained_path = HFBackbone(clip.eval(), spec.hf.output)
     x = torch.randn(2, 3, spec.input_size, spec.input_size)
     with torch.inference_mode():
         torch.testing.assert_close(pretrained_path(x), random_build.backbone(x))

@@ -175,7 +175,7 @@ def test_cli_extract_from_synthetic_h5(tmp_path: Path) -> None:
             "--export-dir", str(tmp_path / "out"), "-b", "3", "--device", "cpu"]  # fmt: skip
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    slides = sorted(p.name for p in (tmp_path / "out" / "rgb-histogram").iterdir())
+    slides = sorted(p.name for p in (tmp_path / "out" / "rgb-histogram").iterdir() if p.is_dir())
     assert len(slides) == 2
     feats = np.load(tmp_path / "out" / "rgb-histogram" / slides[0] / "features.npy")
     assert feats.shape == (4, 99)
@@ -192,7 +192,13 @@ def _timm_config(depth: int) -> dict:
         "num_classes": 0,
         "num_features": 768,
         "global_pool": "",
-        "model_args": {"img_size": 224, "init_values": 1e-5, "depth": depth, "global_pool": ""},
+        "model_args": {
+            "img_size": 224,
+            "init_values": 1e-5,
+            "depth": depth,
+            "global_pool": "",
+            "mlp_ratio": 5.33334,
+        },
         "pretrained_cfg": {
             "input_size": [3, 224, 224],
             "interpolation": "bicubic",
@@ -216,6 +222,7 @@ def _random_h0_mini(depth: int) -> torch.nn.Module:
         depth=depth,
         num_classes=0,
         global_pool="",
+        mlp_ratio=5.33334,
         mlp_layer=timm.layers.SwiGLUPacked,
         act_layer=torch.nn.SiLU,
     ).eval()

@@ -1,0 +1,109 @@
+"""Loading model weights from the Hub with honest errors.
+
+* the endpoint does not answer: one line at once ("cannot reach the Hub"), no half minute of
+  huggingface_hub retries; files already in the local cache still load (offline mode is
+  switched on for the load);
+* the "gated: accept its terms, set HF_TOKEN" line only for a real 401/403 refusal;
+* ``HF_HUB_OFFLINE`` with files missing from the cache says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from plismbench.data.hub import endpoint, offline, unreachable
+from plismbench.errors import InputError
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_hub_error(exc: BaseException) -> bool:
+    """An error of huggingface_hub, of its HTTP client, or a loader's OSError about the Hub."""
+    import httpx2
+    from huggingface_hub import errors as hf_errors
+
+    hub_types: tuple[type[BaseException], ...] = (
+        hf_errors.HfHubHTTPError,
+        hf_errors.LocalEntryNotFoundError,
+        hf_errors.EntryNotFoundError,
+        hf_errors.OfflineModeIsEnabled,
+        httpx2.HTTPError,
+    )
+    return isinstance(exc, hub_types) or (
+        isinstance(exc, OSError) and "huggingface" in str(exc).lower()
+    )
+
+
+def hub_error(
+    label: str, hub_id: str | None, gated: bool, exc: BaseException, unreachable_why: str = ""
+) -> InputError:
+    """The one line that says why ``label`` could not be loaded from the Hub."""
+    from huggingface_hub import get_token
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    page = f"https://huggingface.co/{hub_id}" if hub_id else label
+    status = _status(exc)
+    if isinstance(exc, GatedRepoError) or (status in (401, 403) and gated):
+        if get_token() is None:
+            return InputError(
+                f"model {label!r} is gated (HTTP {status}): accept its terms at {page} and set "
+                "HF_TOKEN (or run `hf auth login`)"
+            )
+        return InputError(
+            f"model {label!r} is gated and your token was refused (HTTP {status}): accept its "
+            f"terms at {page} with the account of HF_TOKEN"
+        )
+    if status in (401, 403):
+        return InputError(
+            f"the Hub refused access to model {label!r} (HTTP {status}); check HF_TOKEN and {page}"
+        )
+    if isinstance(exc, RepositoryNotFoundError) or status == 404:
+        return InputError(f"model {label!r}: {page} was not found on the Hub at {endpoint()}")
+    hint = f" (gated: accept its terms at {page} and set HF_TOKEN)" if gated else ""
+    if unreachable_why:
+        return InputError(
+            f"cannot reach the Hub at {endpoint()} ({unreachable_why}) and model {label!r} is "
+            "not in the local Hugging Face cache; check the network or HF_ENDPOINT, or pass "
+            f"local weights with --weights{hint}"
+        )
+    if offline():
+        return InputError(
+            f"model {label!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+            f"unset it to download it from {page}{hint}"
+        )
+    import httpx2
+
+    if isinstance(exc, httpx2.HTTPError):
+        return InputError(f"cannot reach the Hub at {endpoint()} ({_first_line(exc)})")
+    return InputError(f"cannot load model {label!r} from {page}: {_first_line(exc)}")
+
+
+@contextlib.contextmanager
+def model_access(label: str, hub_id: str | None, gated: bool) -> Iterator[None]:
+    """Run a Hub load: a quick reachability probe first, and Hub errors as one line."""
+    from huggingface_hub import constants
+
+    why = "" if offline() else (unreachable() or "")
+    saved = constants.HF_HUB_OFFLINE
+    if why:
+        constants.HF_HUB_OFFLINE = True  # cached files load; nothing is retried
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        if is_hub_error(exc) or (why and isinstance(exc, OSError)):
+            raise hub_error(label, hub_id, gated, exc, why) from None
+        raise
+    finally:
+        constants.HF_HUB_OFFLINE = saved
