@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # Importing a command module registers its commands on ``app``.
 from plismbench.cli import analyze as _analyze  # noqa: F401
+from plismbench.cli import compare as _compare  # noqa: F401
 from plismbench.cli import data as _data  # noqa: F401
 from plismbench.cli import distill as _distill  # noqa: F401
 from plismbench.cli import evaluate as _evaluate  # noqa: F401

@@ -23,6 +23,7 @@ from plismbench.errors import InputError
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
 from plismbench.stats.bootstrap import Bootstrap
 from plismbench.stats.design import align, design_from_metrics
+from plismbench.stats.multitest import holm
 from plismbench.stats.summary import score_replicates
 
 NAN = float("nan")
@@ -190,14 +191,12 @@ def _groups(ranked: list[Entry], alpha: float) -> None:
     with_reps = [e for e in ranked if e.replicates is not None]
     p_adj: dict[tuple[str, str], float] = {}
     if len(with_reps) > 1:
-        from statsmodels.stats.multitest import multipletests
-
         pairs = list(itertools.combinations(with_reps, 2))
         raw = []
         for a, b in pairs:
             assert a.replicates is not None and b.replicates is not None and a.boot is not None
             raw.append(a.boot.p_value(a.score - b.score, a.replicates - b.replicates))
-        adjusted = multipletests(np.nan_to_num(raw, nan=1.0), method="holm")[1]
+        adjusted = holm(np.nan_to_num(raw, nan=1.0))
         p_adj = {(a.name, b.name): float(p) for (a, b), p in zip(pairs, adjusted, strict=True)}
     group, leader = 1, ranked[0]
     for e in ranked:
