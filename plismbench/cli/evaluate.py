@@ -81,6 +81,9 @@ def leaderboard(
     n_tiles: Annotated[
         int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
     ] = None,
+    published: Annotated[
+        bool, typer.Option(help="Also show the published reference leaderboard beside this run.")
+    ] = False,
 ) -> None:
     """Rank evaluated models by the reference leaderboard metric."""
     from plismbench.evaluate.leaderboard import leaderboard as run_leaderboard
@@ -88,3 +91,8 @@ def leaderboard(
 
     board = run_leaderboard(metrics_dir, n_tiles)
     stdout.print(leaderboard_rich(board, "Leaderboard"))
+    if published:
+        from plismbench.evaluate.leaderboard import resolve_n_tiles
+        from plismbench.stats.published import published_rich
+
+        stdout.print(published_rich(board, resolve_n_tiles(metrics_dir, n_tiles)))
