@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from plismbench.cli.app import app, err_console
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
 from plismbench.errors import InputError
+
+if TYPE_CHECKING:
+    from plismbench.data.base import TileSource
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -50,7 +53,9 @@ def extract_command(
     streaming: Streaming = False,
     tiles_dir: TilesDir = None,
     parquet: Parquet = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 256,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", min=1, help="Tiles per forward pass.")
+    ] = 256,
     workers: Annotated[
         int, typer.Option("--workers", "-w", min=0, help="Tile-reading threads.")
     ] = 4,
@@ -79,6 +84,21 @@ def extract_command(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per resume checkpoint.")
     ] = 4096,
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            "--layers",
+            help="Also store these intermediate layers (1-based blocks, e.g. 4,8,12, or all) "
+            "under <slide>/layers/<L>/features.npy.",
+        ),
+    ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Return at once instead of waiting for slides other processes are extracting.",
+        ),
+    ] = False,
     plugin: Annotated[
         list[str] | None,
         typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
@@ -87,12 +107,10 @@ def extract_command(
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
     _load_plugins(plugin)
-    from plismbench.data.sources import open_source
+    from plismbench.extract.config import ExtractConfig, check_writable
     from plismbench.extract.engine import extract
+    from plismbench.extractors.registry import get_extractor
 
-    source = open_source(
-        download_dir=download_dir, streaming=streaming, tiles_dir=tiles_dir, parquet=parquet
-    )
     rank = int(os.environ.get("RANK", "0"))
 
     def log(message: str) -> None:
@@ -100,10 +118,7 @@ def extract_command(
             f"[dim]rank {rank}[/] {message}" if "WORLD_SIZE" in os.environ else message
         )
 
-    result = extract(
-        model,
-        source,
-        export_dir,
+    config = ExtractConfig(
         batch_size=batch_size,
         workers=workers,
         device=device,
@@ -115,15 +130,69 @@ def extract_command(
         precision_threshold=precision_threshold,
         force=force,
         chunk_rows=chunk_rows,
+        layers=layers,
+        wait=not no_wait,
         log=None if not quiet and err_console.is_terminal else log,
         progress=not quiet,
     )
+    config.validate()
+    # Cheap checks first: the output folder and the Hub, before any model or data is loaded.
+    check_writable(export_dir / get_extractor(model).folder)
+    if streaming:
+        _require_hub()
+    try:
+        source = _open_source(download_dir, streaming, tiles_dir, parquet)
+        result = extract(model, source, export_dir, config)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; run the same command again to resume", highlight=False)
+        raise typer.Exit(130) from None
+    elsewhere = (
+        f", {len(result.slides_elsewhere)} left to other processes"
+        if result.slides_elsewhere
+        else ""
+    )
     log(
         f"{result.model}: {len(result.slides_done)} slides done, {len(result.slides_skipped)} "
-        f"already there, {result.tiles} tiles in {result.seconds:.1f}s "
+        f"already there{elsewhere}, {result.tiles} tiles in {result.seconds:.1f}s "
         f"({result.tiles_per_s:.0f} tiles/s, {result.precision} on {result.device}) "
         f"-> {result.export_dir}"
     )
+
+
+def _require_hub() -> None:
+    """One line when ``--streaming`` cannot reach the Hub (offline mode, no network)."""
+    from plismbench.data import hub
+
+    require = getattr(hub, "require_online", None)
+    if require is not None:
+        require("extract --streaming")
+    elif os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise InputError(
+            "extract --streaming needs the Hugging Face Hub, but HF_HUB_OFFLINE is set; unset "
+            "it, or use files already on disk (--download-dir)"
+        )
+
+
+def _open_source(
+    download_dir: Path | None, streaming: bool, tiles_dir: Path | None, parquet: Path | None
+) -> TileSource:
+    """The tile source; a Hub failure while listing streamed slides is one line."""
+    from plismbench.data.sources import open_source
+
+    try:
+        return open_source(
+            download_dir=download_dir, streaming=streaming, tiles_dir=tiles_dir, parquet=parquet
+        )
+    except (InputError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if not streaming:
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        raise InputError(
+            f"extract --streaming: cannot list the tiles on the Hub ({type(exc).__name__}: "
+            f"{first})"
+        ) from None
 
 
 @app.command("models")
@@ -134,7 +203,7 @@ def models_command(
         typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
     ] = None,
 ) -> None:
-    """List the extractors: name, dim, parameters, pooling, gated, licence."""
+    """List the extractors: name, dim, parameters, pooling, Hub id, gating, licence."""
     _load_plugins(plugin)
     from plismbench.extractors.registry import list_extractors
 
@@ -146,18 +215,19 @@ def models_command(
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
-    for column in ("name", "dim", "params (M)", "pooling", "gated", "licence"):
-        table.add_column(column, no_wrap=True)
+    for column in ("name", "dim", "params (M)", "pooling", "weights from", "gated", "licence"):
+        table.add_column(column, no_wrap=column != "weights from", overflow="fold")
     for s in specs:
         table.add_row(
             s.name,
             str(s.embed_dim),
             "-" if s.params_m is None else f"{s.params_m:g}",
             s.pooling,
-            "yes" if s.gated else "",
+            s.hub_id or s.url or "-",
+            "yes: accept terms" if s.gated else "",
             s.licence,
         )
     console = Console()
     if not console.is_terminal:
-        console = Console(width=120)
+        console = Console(width=160)
     console.print(table)

@@ -62,9 +62,22 @@ class Prefetcher:
             tiles = tiles.pin_memory()
         return batch, tiles
 
+    def _batches(self, lo: int) -> Iterator[TileBatch]:
+        """The source's batches; a failure to read (network, damaged file) is one line."""
+        try:
+            yield from self.source.iter_batches(self.slide_id, self.batch_size, start=lo)
+        except (InputError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            raise InputError(
+                f"reading slide {self.slide_id} failed ({type(exc).__name__}: {first}); "
+                "run the same command again to resume"
+            ) from exc
+
     def _read(self, lo: int, hi: int) -> Iterator[TileBatch]:
         row = lo
-        for batch in self.source.iter_batches(self.slide_id, self.batch_size, start=lo):
+        for batch in self._batches(lo):
             n = len(batch.tiles)
             if batch.start != row:
                 raise InputError(
