@@ -94,8 +94,9 @@ def analyze(
     names = list(dict.fromkeys(models))
     if not names:
         raise InputError("--model: name at least one model")
-    if reference_model is not None and reference_model not in names:
-        names.append(reference_model)
+    ref_only = reference_model is not None and reference_model not in names
+    if ref_only:
+        names.append(str(reference_model))
     if k < 1:
         raise InputError(f"--k {k}: must be at least 1")
     if sample_tiles is not None and sample_tiles < 2:
@@ -105,7 +106,16 @@ def analyze(
         use_gpu=_use_gpu(device), threads=threads,
     )  # fmt: skip
     plans = {
-        m: _plan(m, features_dir, n_tiles, tile_subset, sample_tiles, layers, k) for m in names
+        m: _plan(
+            m,
+            features_dir,
+            n_tiles,
+            tile_subset,
+            sample_tiles,
+            "none" if ref_only and m == reference_model else layers,
+            k,
+        )
+        for m in names
     }
     if reference_model is not None:
         _check_comparable(plans[reference_model], [plans[m] for m in names])
@@ -186,7 +196,7 @@ def _plan(
     layers: str | None,
     k: int,
 ) -> Plan:
-    store = FeatureStore.open(features_dir, model)
+    store = _open_store(features_dir, model)
     design = crossed_design([s.name for s in store.slides], str(store.root))
     rows, text = subset.resolve(
         store.n_tiles, n_tiles, None if tile_subset is None else Path(tile_subset)
@@ -208,6 +218,15 @@ def _plan(
                 f"{store.slides[0].path}"
             )
     return Plan(model, store, design, rows, text, pos, chosen)
+
+
+def _open_store(features_dir: str | os.PathLike[str], model: str) -> FeatureStore:
+    """Open a store; a balanced sub-grid of PLISM's slides is a valid design here."""
+    import inspect
+
+    if "allow_missing" in inspect.signature(FeatureStore.open).parameters:
+        return FeatureStore.open(features_dir, model, allow_missing=True)  # type: ignore[call-arg]
+    return FeatureStore.open(features_dir, model)
 
 
 def _check_comparable(ref: Plan, plans: list[Plan]) -> None:

@@ -31,7 +31,9 @@ def _layer_key(name: str) -> tuple[int, str]:
 
 
 def parse_layers(text: str | None, store: FeatureStore) -> list[str]:
-    """``None`` -> every available layer; ``all``; or ``"4,8,12"`` (each must exist)."""
+    """``None`` -> every available layer; ``none``; ``all``; or ``"4,8,12"`` (must exist)."""
+    if text is not None and text.strip().lower() == "none":
+        return []
     have = available_layers(store)
     if text is None:
         return have

@@ -21,7 +21,8 @@ COMPONENTS = (
 def simplex(n: int) -> np.ndarray:
     """(n, n) unit rows that sum to zero (centred one-hot vectors)."""
     u = np.eye(n) - 1.0 / n
-    return u / np.linalg.norm(u, axis=1, keepdims=True)
+    norm = np.linalg.norm(u, axis=1, keepdims=True)
+    return np.divide(u, norm, out=np.zeros_like(u), where=norm > 0)
 
 
 def plant_exact(
