@@ -12,6 +12,7 @@ from plismbench.cli.app import app
 from plismbench.errors import InputError
 
 stdout = Console()
+stderr = Console(stderr=True)
 
 
 def parse_top_k(text: str) -> list[int]:
@@ -48,11 +49,23 @@ def evaluate(
     ] = None,
     save_ranks: Annotated[bool, typer.Option(help="Also save every tile's rank per pair.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Recompute from scratch.")] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(help="Evaluate a PLISM store with fewer than its 91 slides (recorded)."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Cosine similarity and exact top-k retrieval for every slide pair, aggregated by pair type."""
+    """Cosine similarity and exact top-k retrieval for every slide pair, aggregated by pair type.
+
+    Under ``torchrun --nproc-per-node G -m plismbench evaluate ...`` the slide pairs and
+    slides are split over the ranks; rank 0 writes the outputs and prints.
+    """
+    import os
+
     from plismbench.evaluate import evaluate as run_evaluate
     from plismbench.evaluate.tables import results_rich
+
+    main = os.environ.get("RANK", "0") == "0"
 
     result = run_evaluate(
         model,
@@ -65,8 +78,12 @@ def evaluate(
         tile_subset=tile_subset,
         overwrite=overwrite,
         save_ranks=save_ranks,
-        progress=not quiet,
+        progress=not quiet and main,
+        allow_missing=allow_missing,
+        notice=lambda line: stderr.print(line, highlight=False, soft_wrap=True),
     )
+    if not main:
+        return
     title = f"{model}: median (IQR) over slide pairs, {result.n_tiles} tiles per slide"
     stdout.print(results_rich(result.results, result.metric_names, title))
     note = (

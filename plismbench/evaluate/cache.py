@@ -2,9 +2,11 @@
 
 ``<output>/.cache/`` holds one file per finished slide pair (its match similarities and
 cross counts) and one per finished slide (its intra counts), each written atomically.
-``key.json`` names the inputs they came from; a different key wipes the cache, so a
-changed input never reuses stale results. Ranks do not depend on k, so changing
-``--top-k`` reuses everything.
+``key.json`` names the inputs they came from: the *content* of every features file (a
+blake2b digest, computed once per run), never its path or modification time. A
+different key wipes the cache, so an input edited in place is never reused, while a
+copied results folder (same content) still is. Ranks are exact, so they do not depend
+on the device or the GEMM blocking; nor on k, so changing ``--top-k`` reuses them.
 """
 
 from __future__ import annotations
@@ -17,22 +19,28 @@ from pathlib import Path
 import numpy as np
 
 from plismbench.evaluate.store import FeatureStore
-from plismbench.metrics.backend import Backend
 from plismbench.metrics.ranks import CrossCounts
 from plismbench.utils.io import save_npy, save_npz, write_json
 
 #: Bump when the meaning of cached files changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
-def cache_key(store: FeatureStore, rows: np.ndarray, backend: Backend) -> str:
-    """Digest of everything that changes a rank: files (size, mtime), rows, backend."""
+def content_digests(store: FeatureStore) -> dict[str, str]:
+    """blake2b of each features file, by slide id (about a second per GB)."""
+    from plismbench.utils.hashing import file_digest
+
+    return {s.slide_id: file_digest(s.path) for s in store.slides}
+
+
+def cache_key(digests: dict[str, str], rows: np.ndarray, device: str) -> str:
+    """Digest of everything that changes a result: each file's content, the rows and the
+    device type (float64 cosines may differ in their last bit between devices)."""
     payload = {
         "format": CACHE_FORMAT,
-        "backend": backend.name,
-        "gemm_rows": backend.gemm_rows,
+        "device": device,
         "rows": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
-        "slides": [[s.slide_id, s.size, s.mtime_ns, list(s.shape), s.dtype] for s in store.slides],
+        "slides": sorted(digests.items()),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -63,7 +71,7 @@ class PairCache:
     def save_pair(self, i: int, j: int, counts: CrossCounts) -> None:
         save_npz(
             self._pair(i, j),
-            match=counts.match.astype(np.float32),
+            match=counts.match.astype(np.float64),
             a_to_b=counts.a_to_b.astype(np.int32),
             b_to_a=counts.b_to_a.astype(np.int32),
         )

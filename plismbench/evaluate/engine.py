@@ -1,24 +1,22 @@
-"""The evaluate engine: every slide pair's metrics, resumable, in bounded memory.
+"""The evaluate engine: every slide pair's metrics, exact, resumable, in bounded memory.
 
-Stages (each resumable, see :mod:`plismbench.evaluate.cache`):
-
-1. *pairs*: one float32 GEMM per unordered slide pair gives the match similarities and
-   the cross counts of both directions;
-2. *intra*: once per slide, its own similarities are counted against the thresholds of
-   all its partners (row blocks, never a full N x N kept);
-3. *assemble*: ranks, top-k, MRR and median rank per pair, aggregated by pair type.
+See :mod:`plismbench.evaluate.stages` for the stages, :mod:`plismbench.evaluate.cache`
+for resuming and :mod:`plismbench.evaluate.outputs` for the output files. One process
+at a time owns an output folder (an exclusive lock; a second one exits at once naming
+the holder). Under ``torchrun`` the pairs and slides are split over the ranks.
 
 Memory: the normalised features of the tiles used (slides x tiles x d x 4 bytes:
-4.5 GB for 91 x 8,139 x 1,536), one N x N similarity block and small tables.
+4.5 GB for 91 x 8,139 x 1,536), one N x N similarity block, and per pair 16 bytes per
+tile (the match and both cross counts; 530 MB for 91 x 8,139).
 """
 
 from __future__ import annotations
 
-import itertools
-import json
+import contextlib
 import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,23 +26,28 @@ import numpy as np
 import polars as pl
 
 from plismbench import __version__
-from plismbench.data.catalogue import pair_type
 from plismbench.errors import InputError
 from plismbench.evaluate import subset as subsets
-from plismbench.evaluate.cache import PairCache, cache_key
+from plismbench.evaluate.cache import PairCache, cache_key, content_digests
+from plismbench.evaluate.outputs import (
+    RUN_FILE,
+    read_run,
+    remove_outputs,
+    remove_run,
+    reusable,
+    write_tables,
+)
+from plismbench.evaluate.stages import RANKS_DIR, Stages
 from plismbench.evaluate.store import FeatureStore
-from plismbench.evaluate.tables import results_markdown
 from plismbench.metrics.aggregate import aggregate, metric_names
-from plismbench.metrics.backend import get_backend
-from plismbench.metrics.ranks import cross_counts, ranks_from_counts
-from plismbench.metrics.retrieval import DEFAULT_TOP_K, summarise_ranks
-from plismbench.utils.io import atomic_path, save_npy, write_json, write_text
+from plismbench.metrics.backend import Backend, get_backend
+from plismbench.metrics.retrieval import DEFAULT_TOP_K
+from plismbench.utils.io import save_npy, write_json
+from plismbench.utils.locks import folder_lock
 from plismbench.utils.progress import make_progress
 
-RUN_FILE = "run.json"
 CACHE_DIR = ".cache"
-PROVENANCE_FILE = "provenance.json"
-RANKS_DIR = "ranks"
+Notice = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,34 @@ def output_dir_for(metrics_dir: str | os.PathLike[str], n_tiles: int, model: str
     return Path(metrics_dir) / f"{n_tiles}_tiles" / model
 
 
-def validate_top_k(top_k: Sequence[int], n_tiles: int) -> tuple[int, ...]:
-    """Sorted unique k values, each in [1, 2n - 1] (the number of candidates)."""
+def validate_top_k(
+    top_k: Sequence[int], n_tiles: int, notice: Notice | None = None
+) -> tuple[int, ...]:
+    """Sorted unique k values >= 1; those above the 2n - 1 candidates are dropped with
+    a one-line notice (an error only when none is left)."""
     ks = sorted({int(k) for k in top_k})
     if not ks:
         raise InputError("--top-k: give at least one k")
-    bad = [k for k in ks if k < 1 or k > 2 * n_tiles - 1]
+    bad = [k for k in ks if k < 1]
     if bad:
+        raise InputError(f"--top-k {bad}: k must be at least 1")
+    limit = 2 * n_tiles - 1
+    kept, dropped = [k for k in ks if k <= limit], [k for k in ks if k > limit]
+    if not kept:
         raise InputError(
-            f"--top-k {bad}: k must lie in [1, {2 * n_tiles - 1}] "
+            f"--top-k {dropped}: k must lie in [1, {limit}] "
             f"(the candidates for a query with {n_tiles} tiles per slide)"
         )
-    return tuple(ks)
+    if dropped:
+        (notice or _stderr)(
+            f"note: --top-k {dropped} dropped: a query has only {limit} candidates "
+            f"with {n_tiles} tiles per slide; using {kept}"
+        )
+    return tuple(kept)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def evaluate(
@@ -101,184 +120,224 @@ def evaluate(
     overwrite: bool = False,
     save_ranks: bool = False,
     progress: bool = True,
+    allow_missing: bool = False,
+    notice: Notice | None = None,
 ) -> EvaluationResult:
     """Evaluate one model's features: cosine and exact top-k for every slide pair.
 
     Reads ``features_dir/model/*/features.npy`` and writes ``metrics.csv``,
-    ``metrics.parquet``, ``results.csv``, ``results.md`` and ``run.json`` under
+    ``metrics.parquet``, ``results.csv``, ``results.md`` and, last, ``run.json`` under
     ``metrics_dir/<n>_tiles/model/``. Re-running resumes; complete outputs for the same
-    inputs are returned without recomputation unless ``overwrite``.
+    file contents are returned without recomputation unless ``overwrite``. A store of
+    PLISM slides must hold all 91 unless ``allow_missing``. ``notice`` receives one-line
+    warnings (default: stderr). Under ``torchrun`` the work is split over the ranks.
     """
-    started = time.perf_counter()
-    store = FeatureStore.open(features_dir, model)
-    rows, subset_desc = subsets.resolve(
-        store.n_tiles, n_tiles, None if tile_subset is None else Path(tile_subset)
-    )
-    n = len(rows)
-    ks = validate_top_k(top_k, n)
-    backend = get_backend(device)
-    out = output_dir_for(metrics_dir, n, model)
-    key = cache_key(store, rows, backend)
-    if not overwrite and (done := _complete(out, model, key, ks, save_ranks)) is not None:
-        return done
-
-    threads = workers or os.cpu_count() or 1
-    bar = make_progress(progress)
-    with backend.threads(workers), bar:
-        # Stage 0: read and check every file before writing anything.
-        load = bar.add_task(f"{model}: load features", total=len(store.slides))
-        feats = []
-        for x in store.iter_normalised(rows, threads=min(threads, 4)):
-            feats.append(backend.put(x))
-            bar.advance(load)
-        if (out / RUN_FILE).exists():
-            (out / RUN_FILE).unlink()  # the outputs are about to change: not complete
-        cache = PairCache(out / CACHE_DIR, key, reset=overwrite)
-        n_slides = len(store.slides)
-        pairs = list(itertools.combinations(range(n_slides), 2))
-
-        # Stage 1: one GEMM per pair.
-        todo = [p for p in pairs if not cache.has_pair(*p)]
-        task = bar.add_task(f"{model}: slide pairs", total=len(pairs))
-        bar.advance(task, len(pairs) - len(todo))
-        for i, j in todo:
-            cache.save_pair(i, j, cross_counts(backend, feats[i], feats[j]))
-            bar.advance(task)
-
-        # Stage 2: once per slide, its own similarities against all partners' thresholds.
-        task = bar.add_task(f"{model}: intra-slide", total=n_slides)
-        for a in range(n_slides):
-            if not cache.has_intra(a):
-                thr = np.stack(
-                    [cache.load_pair(min(a, b), max(a, b)).match for b in _partners(a, n_slides)],
-                    axis=1,
-                )
-                cache.save_intra(a, backend.intra_counts(feats[a], thr))
-            bar.advance(task)
-        del feats
-
-        # Stage 3: ranks and metrics.
-        task = bar.add_task(f"{model}: metrics", total=len(pairs))
-        metrics = _assemble(store, cache, pairs, ks, out if save_ranks else None, bar, task)
-
-    if save_ranks:
-        save_npy(out / RANKS_DIR / "tiles.npy", np.column_stack([rows, store.coords()[rows]]))
-    names = metric_names(ks)
-    results = aggregate(metrics, names)
-    _write_outputs(out, model, metrics, results, names, store)
-    write_json(
-        out / RUN_FILE,
-        {
-            "plismbench": __version__,
-            "model": model,
-            "features_dir": str(Path(features_dir).resolve()),
-            "n_slides": len(store.slides),
-            "n_pairs": len(pairs),
-            "n_tiles": n,
-            "n_tiles_available": store.n_tiles,
-            "tile_subset": subset_desc,
-            "dim": store.dim,
-            "top_k": list(ks),
-            "device": backend.name,
-            "save_ranks": save_ranks,
-            "cache_key": key,
-            "pairs_computed": len(todo),
-            "elapsed_s": round(time.perf_counter() - started, 3),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    return EvaluationResult(model, out, metrics, results, n, ks, len(todo), reused=False)
-
-
-def _partners(a: int, n_slides: int) -> list[int]:
-    return [b for b in range(n_slides) if b != a]
-
-
-def _column(a: int, b: int) -> int:
-    """Column of partner ``b`` in slide ``a``'s intra table (partners skip ``a``)."""
-    return b if b < a else b - 1
-
-
-def _assemble(
-    store: FeatureStore,
-    cache: PairCache,
-    pairs: list[tuple[int, int]],
-    ks: tuple[int, ...],
-    ranks_dir: Path | None,
-    bar: Any,
-    task: Any,
-) -> pl.DataFrame:
-    intra = [cache.load_intra(a) for a in range(len(store.slides))]
-    records = []
-    for i, j in pairs:
-        cross = cache.load_pair(i, j)
-        r_ab, r_ba = ranks_from_counts(
-            cross, intra[i][:, _column(i, j)], intra[j][:, _column(j, i)]
+    say = notice or _stderr
+    ctx = _distributed(device)
+    try:
+        store = FeatureStore.open(features_dir, model, allow_missing=allow_missing)
+        if (ctx is None or ctx.is_main) and (warning := store.check_model()) is not None:
+            say(warning)
+        rows, subset_desc = subsets.resolve(
+            store.n_tiles, n_tiles, None if tile_subset is None else Path(tile_subset)
         )
-        s = summarise_ranks(r_ab, r_ba, ks)
-        a, b = store.slides[i].name, store.slides[j].name
-        rec: dict[str, Any] = {
-            "slide_a": a.slide_id,
-            "slide_b": b.slide_id,
-            "staining_a": a.staining,
-            "scanner_a": a.scanner,
-            "staining_b": b.staining,
-            "scanner_b": b.scanner,
-            "pair_type": pair_type(a, b),
-            "n_tiles": len(r_ab),
-            "cosine_similarity": float(np.mean(cross.match, dtype=np.float64)),
-        }
-        rec.update({f"top_{k}_accuracy": s.top_k[k] for k in ks})
-        rec.update({"mrr": s.mrr, "median_rank": s.median_rank})
-        rec.update({f"top_{k}_accuracy_a_to_b": s.top_k_a_to_b[k] for k in ks})
-        rec.update({f"top_{k}_accuracy_b_to_a": s.top_k_b_to_a[k] for k in ks})
-        records.append(rec)
-        if ranks_dir is not None:
-            save_npy(
-                ranks_dir / RANKS_DIR / f"{a.slide_id}---{b.slide_id}.npy",
-                np.stack([r_ab, r_ba]).astype(np.int32),
+        ks = validate_top_k(top_k, len(rows), say if ctx is None or ctx.is_main else _quiet)
+        backend = get_backend(device if ctx is None else _rank_device(device, ctx))
+        run = _Run(model, Path(features_dir), store, rows, subset_desc, ks, backend,
+                   output_dir_for(metrics_dir, len(rows), model), workers, save_ranks,
+                   progress, overwrite)  # fmt: skip
+        if ctx is None:
+            with folder_lock(run.out, what="this evaluation's output folder"):
+                return run.single()
+        return run.sharded(ctx)
+    finally:
+        if ctx is not None:
+            from plismbench.utils.distributed import shutdown
+
+            shutdown(ctx)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _distributed(device: str) -> Any:
+    """torchrun's context when WORLD_SIZE > 1, else None (no torch import)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from plismbench.utils.distributed import init_distributed
+
+    return init_distributed("cpu" if device == "cpu" else device)
+
+
+def _rank_device(device: str, ctx: Any) -> str:
+    return "cpu" if ctx.device.type == "cpu" else str(ctx.device)
+
+
+class _Run:
+    """One evaluation's inputs, and how to carry it out."""
+
+    def __init__(
+        self, model: str, features_dir: Path, store: FeatureStore, rows: np.ndarray,
+        subset_desc: str, ks: tuple[int, ...], backend: Backend, out: Path,
+        workers: int | None, save_ranks: bool, progress: bool, overwrite: bool,
+    ) -> None:  # fmt: skip
+        self.model, self.features_dir, self.store, self.rows = model, features_dir, store, rows
+        self.subset_desc, self.ks, self.backend, self.out = subset_desc, ks, backend, out
+        self.workers, self.save_ranks, self.overwrite = workers, save_ranks, overwrite
+        self.progress = progress
+        self.started = time.perf_counter()
+
+    # -- preparation (the lock holder only) ---------------------------------------
+    def prepare(self) -> tuple[str, dict[str, str], EvaluationResult | None]:
+        """Mark the folder incomplete, key the inputs by content, reuse when current."""
+        previous = read_run(self.out)
+        remove_run(self.out)  # first: until the run finishes, the folder is incomplete
+        digests = content_digests(self.store)
+        key = cache_key(digests, self.rows, self.backend.name)
+        done = None
+        if not self.overwrite:
+            done = reusable(previous, self.out, key, self.ks, self.save_ranks,
+                            bool(self.store.provenance()))  # fmt: skip
+        if done is not None and previous is not None:
+            write_json(self.out / RUN_FILE, previous)  # unchanged, and again last
+            metrics, results = done
+            n = int(previous["n_tiles"])
+            return key, digests, EvaluationResult(
+                self.model, self.out, metrics, results, n, self.ks, 0, reused=True
             )
-        bar.advance(task)
-    return pl.DataFrame(records)
+        remove_outputs(self.out)
+        return key, digests, None
 
+    # -- one process -------------------------------------------------------------------
+    def single(self) -> EvaluationResult:
+        key, digests, done = self.prepare()
+        if done is not None:
+            return done
+        cache = PairCache(self.out / CACHE_DIR, key, reset=self.overwrite)
+        stages = Stages(self.store, self.rows, self.backend, cache)
+        pairs, slides = stages.pending()
+        bar = make_progress(self.progress)
+        with self.backend.threads(self.workers), bar:
+            self._compute(stages, pairs, slides, bar)
+            metrics = self._assemble(stages, bar)
+        return self._finish(metrics, key, digests, len(pairs))
 
-def _write_outputs(
-    out: Path,
-    model: str,
-    metrics: pl.DataFrame,
-    results: pl.DataFrame,
-    names: list[str],
-    store: FeatureStore,
-) -> None:
-    with atomic_path(out / "metrics.csv") as tmp:
-        metrics.write_csv(tmp)
-    with atomic_path(out / "metrics.parquet") as tmp:
-        metrics.write_parquet(tmp)
-    with atomic_path(out / "results.csv") as tmp:
-        results.write_csv(tmp)
-    n = int(metrics["n_tiles"][0])
-    title = f"{model}: robustness on {len(store.slides)} slides, {n} tiles per slide"
-    write_text(out / "results.md", results_markdown(results, names, title))
-    provenance = store.provenance()
-    if provenance:
-        write_json(out / PROVENANCE_FILE, provenance)
+    def _compute(self, stages: Stages, pairs: list[tuple[int, int]], slides: list[int],
+                 bar: Any) -> None:  # fmt: skip
+        n_slides = len(self.store.slides)
+        if not pairs and not slides:
+            return  # everything cached for these exact contents: no need to read them
+        threads = self.workers or os.cpu_count() or 1
+        load = bar.add_task(f"{self.model}: load features", total=n_slides)
+        stages.load(threads, lambda: bar.advance(load))
+        task = bar.add_task(f"{self.model}: slide pairs", total=len(pairs))
+        for i, j in pairs:
+            stages.run_pair(i, j)
+            bar.advance(task)
+        task = bar.add_task(f"{self.model}: intra-slide", total=len(slides))
+        for a in slides:
+            stages.run_intra(a)
+            bar.advance(task)
+        stages.feats.clear()
 
+    def _assemble(self, stages: Stages, bar: Any) -> pl.DataFrame:
+        task = bar.add_task(f"{self.model}: metrics", total=len(stages.pairs))
+        ranks_dir = self.out if self.save_ranks else None
+        return stages.assemble(self.ks, ranks_dir, lambda: bar.advance(task))
 
-def _complete(
-    out: Path, model: str, key: str, ks: tuple[int, ...], save_ranks: bool
-) -> EvaluationResult | None:
-    """The finished result for the same inputs, if ``out`` holds one."""
-    try:
-        run = json.loads((out / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if run.get("cache_key") != key or tuple(run.get("top_k", ())) != ks:
-        return None
-    if save_ranks and not run.get("save_ranks"):
-        return None
-    try:
-        metrics = pl.read_parquet(out / "metrics.parquet")
-        results = pl.read_csv(out / "results.csv")
-    except (OSError, pl.exceptions.PolarsError):
-        return None
-    return EvaluationResult(model, out, metrics, results, run["n_tiles"], ks, 0, reused=True)
+    def _finish(self, metrics: pl.DataFrame, key: str, digests: dict[str, str],
+                computed: int) -> EvaluationResult:  # fmt: skip
+        store, ks = self.store, self.ks
+        if self.save_ranks:
+            save_npy(self.out / RANKS_DIR / "tiles.npy",
+                     np.column_stack([self.rows, store.coords()[self.rows]]))  # fmt: skip
+        names = metric_names(ks)
+        results = aggregate(metrics, names)
+        write_tables(self.out, self.model, metrics, results, names, store)
+        n = len(self.rows)
+        write_json(
+            self.out / RUN_FILE,
+            {
+                "plismbench": __version__,
+                "model": self.model,
+                "features_dir": str(self.features_dir.resolve()),
+                "slide_ids": sorted(store.slide_ids),
+                "n_slides": len(store.slides),
+                "complete": store.complete,
+                "n_pairs": metrics.height,
+                "n_tiles": n,
+                "n_tiles_available": store.n_tiles,
+                "tile_subset": self.subset_desc,
+                "dim": store.dim,
+                "top_k": list(ks),
+                "device": self.backend.name,
+                "save_ranks": self.save_ranks,
+                "digests": digests,
+                "cache_key": key,
+                "pairs_computed": computed,
+                "elapsed_s": round(time.perf_counter() - self.started, 3),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        return EvaluationResult(self.model, self.out, metrics, results, n, ks, computed, False)
+
+    # -- torchrun ----------------------------------------------------------------------
+    def sharded(self, ctx: Any) -> EvaluationResult:
+        """Ranks split pairs and slides; rank 0 holds the lock and writes the outputs."""
+        from plismbench.utils.distributed import barrier, broadcast_object
+
+        with contextlib.ExitStack() as stack:
+            status: dict[str, Any] = {"error": None}
+            if ctx.is_main:
+                try:
+                    stack.enter_context(
+                        folder_lock(self.out, what="this evaluation's output folder")
+                    )
+                    key, digests, done = self.prepare()
+                    status.update(key=key, digests=digests, done=done)
+                    if done is None:
+                        PairCache(self.out / CACHE_DIR, key, reset=self.overwrite)
+                except InputError as exc:
+                    status["error"] = exc.message
+            status = broadcast_object(status)
+            if status["error"] is not None:
+                raise InputError(status["error"])
+            if status["done"] is not None:
+                return status["done"]  # type: ignore[no-any-return]
+            cache = PairCache(self.out / CACHE_DIR, status["key"])
+            stages = Stages(self.store, self.rows, self.backend, cache)
+            all_pairs, all_slides = stages.pending()  # the same on every rank
+            pairs = all_pairs[ctx.rank :: ctx.world_size]
+            bar = make_progress(self.progress and ctx.is_main)
+            with self.backend.threads(self.workers), bar:
+                if all_slides:  # (pending pairs imply pending slides)
+                    self._compute_sharded(stages, pairs, all_slides, ctx, bar)
+                barrier()
+                result: EvaluationResult | None = None
+                if ctx.is_main:
+                    metrics = self._assemble(stages, bar)
+                    result = self._finish(metrics, status["key"], status["digests"],
+                                          len(all_pairs))  # fmt: skip
+                result = broadcast_object(result)
+            assert result is not None
+            return result
+
+    def _compute_sharded(self, stages: Stages, pairs: list[tuple[int, int]],
+                         all_slides: list[int], ctx: Any, bar: Any) -> None:  # fmt: skip
+        from plismbench.utils.distributed import barrier
+
+        threads = self.workers or os.cpu_count() or 1
+        load = bar.add_task(f"{self.model}: load features", total=len(self.store.slides))
+        stages.load(threads, lambda: bar.advance(load))
+        task = bar.add_task(f"{self.model}: slide pairs (rank 0's share)", total=len(pairs))
+        for i, j in pairs:
+            stages.run_pair(i, j)
+            bar.advance(task)
+        barrier()  # every pair is in the cache before any intra stage reads it
+        mine = all_slides[ctx.rank :: ctx.world_size]
+        task = bar.add_task(f"{self.model}: intra-slide (rank 0's share)", total=len(mine))
+        for a in mine:
+            stages.run_intra(a)
+            bar.advance(task)
+        stages.feats.clear()

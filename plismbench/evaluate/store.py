@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from plismbench.data.catalogue import SlideName, parse_slide_id
+from plismbench.data.catalogue import N_SLIDES, SlideName, parse_slide_id, plism_slide_ids
 from plismbench.errors import InputError
 from plismbench.metrics.cosine import normalise
 
+NPY_MAGIC = b"\x93NUMPY"
 FEATURES_FILE = "features.npy"
 META_FILE = "meta.json"
 N_COORDS = 3
@@ -49,6 +50,17 @@ class FeatureStore:
     model: str
     root: Path
     slides: tuple[SlideFile, ...]
+    #: Every slide id is a PLISM id.
+    plism: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """All 91 PLISM slides, or any non-PLISM store (complete by definition)."""
+        return not self.plism or len(self.slides) == N_SLIDES
+
+    @property
+    def slide_ids(self) -> list[str]:
+        return [s.slide_id for s in self.slides]
 
     @property
     def n_tiles(self) -> int:
@@ -59,8 +71,14 @@ class FeatureStore:
         return self.slides[0].shape[1] - N_COORDS
 
     @classmethod
-    def open(cls, features_dir: str | os.PathLike[str], model: str) -> FeatureStore:
-        """Find and check every ``features.npy`` of ``model`` (headers only: fast)."""
+    def open(
+        cls, features_dir: str | os.PathLike[str], model: str, *, allow_missing: bool = False
+    ) -> FeatureStore:
+        """Find and check every ``features.npy`` of ``model`` (headers only: fast).
+
+        A slide folder without ``features.npy`` is an error. A store of PLISM slide ids
+        must hold all 91 of them unless ``allow_missing``.
+        """
         features_dir = Path(features_dir)
         if not features_dir.is_dir():
             raise InputError(f"{features_dir}: features directory not found")
@@ -70,7 +88,14 @@ class FeatureStore:
             more = f" (+{len(models) - 10} more)" if len(models) > 10 else ""
             hint = f"; models found there: {', '.join(models[:10])}{more}" if models else ""
             raise InputError(f"{root}: no features for model {model!r}{hint}")
-        files = sorted(root.glob(f"*/{FEATURES_FILE}"))
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        empty = [p.name for p in folders if not (p / FEATURES_FILE).is_file()]
+        if empty:
+            raise InputError(
+                f"{root}: {len(empty)} slide folder(s) without {FEATURES_FILE}: "
+                f"{_listing(empty)}; finish their extraction or remove them"
+            )
+        files = [p / FEATURES_FILE for p in folders]
         if len(files) < 2:
             raise InputError(
                 f"{root}: found {len(files)} slide(s) with {FEATURES_FILE}; need at least 2"
@@ -83,7 +108,47 @@ class FeatureStore:
                     f"{s.path}: shape {s.shape} differs from {first.path} {first.shape}; "
                     "every slide must have the same tiles and feature dimension"
                 )
-        return cls(model=model, root=root, slides=slides)
+        known = set(plism_slide_ids())
+        plism = all(s.slide_id in known for s in slides)
+        missing = sorted(known - {s.slide_id for s in slides}) if plism else []
+        if missing and not allow_missing:
+            raise InputError(
+                f"{root}: {len(slides)} of the {N_SLIDES} PLISM slides; missing "
+                f"{_listing(missing)}; pass --allow-missing to evaluate on these only"
+            )
+        return cls(model=model, root=root, slides=slides, plism=plism)
+
+    def check_model(self) -> str | None:
+        """A one-line warning when a ``meta.json`` names another model than the folder."""
+        for s in self.slides:
+            meta = s.path.parent / META_FILE
+            try:
+                named = json.loads(meta.read_text(encoding="utf-8")).get("model")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(named, str) and named != self.model:
+                return (
+                    f"warning: {meta} names model {named!r}, but the folder is "
+                    f"{self.model!r}; check that these are the features you meant"
+                )
+        return None
+
+    def raw_rows(self, slide: int, rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Raw features of ``rows[idx]`` of one slide, read from the file on demand."""
+        path = self.slides[slide].path
+        opened: list[np.ndarray] = []
+
+        def get(idx: np.ndarray) -> np.ndarray:
+            if not opened:
+                opened.append(np.load(path, mmap_mode="r", allow_pickle=False))
+            data = opened[0]
+            picked = rows[np.asarray(idx, dtype=np.int64)]
+            order = np.argsort(picked, kind="stable")
+            out = np.empty((len(picked), data.shape[1] - N_COORDS), dtype=np.float64)
+            out[order] = data[picked[order], N_COORDS:]
+            return out
+
+        return get
 
     def coords(self) -> np.ndarray:
         """(n_tiles, 3) coordinates of the first slide (all slides share them)."""
@@ -150,11 +215,23 @@ class FeatureStore:
         return data
 
 
+def _listing(names: list[str], limit: int = 10) -> str:
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def _read_header(path: Path) -> SlideFile:
     try:
         slide = parse_slide_id(path.parent.name)
     except InputError as exc:
         raise InputError(f"{path.parent}: {exc.message}") from None
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(len(NPY_MAGIC))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if magic != NPY_MAGIC:
+        raise InputError(f"{path}: not a .npy file (no NumPy header); expected np.save output")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -163,7 +240,9 @@ def _read_header(path: Path) -> SlideFile:
         raise InputError(f"{path}: expected a 2-D array (tiles, 3 + dims), got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
         raise InputError(f"{path}: dtype {arr.dtype} is not a float type (float32 expected)")
-    if arr.shape[1] <= N_COORDS or arr.shape[0] < 1:
+    if arr.shape[0] < 1:
+        raise InputError(f"{path}: shape {arr.shape} has no tiles (zero rows)")
+    if arr.shape[1] <= N_COORDS:
         raise InputError(
             f"{path}: shape {arr.shape} has no feature columns after the 3 coordinate columns"
         )

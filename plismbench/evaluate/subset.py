@@ -1,10 +1,12 @@
 """Which tiles of each slide enter the metrics.
 
-``--n-tiles n`` takes the first ``n`` entries of a fixed permutation of the rows
-(``numpy.random.default_rng(0)``), sorted. Subsets are therefore deterministic and
-nested: the 460 tiles are among the 2,713, which are among the 5,426, and so on.
-``--tile-subset FILE.npy`` takes explicit row indices instead (e.g. the reference's
-``tiles_subset_8139.npy``, for leaderboard parity); their order does not matter.
+On full PLISM slides (16,278 rows), ``--n-tiles`` 460, 2,713, 5,426 and 8,139 (the
+default) use exactly the reference's subsets (``plismbench/assets/reference_subsets``,
+from owkin/plism-benchmark, CC BY 4.0): row indices into the 16,278 rows sorted by tile
+coordinates, as in every ``features.npy``. So numbers compare with the published
+leaderboard. Any other ``n`` (or slides of another size) takes the first ``n`` entries
+of a fixed permutation of the rows (``numpy.random.default_rng(0)``), sorted.
+``--tile-subset FILE.npy`` takes explicit row indices; their order does not matter.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ STANDARD_N_TILES: tuple[int, ...] = (460, 2_713, 5_426, 8_139, 16_278)
 #: Default for full PLISM slides (reference parity); other data use every tile.
 DEFAULT_N_TILES: int = N_TILES // 2
 SUBSET_SEED: int = 0
+#: Sizes with a shipped reference subset (full PLISM slides only).
+REFERENCE_SIZES: tuple[int, ...] = (460, 2_713, 5_426, 8_139)
+
+
+def reference_subset(n_tiles: int) -> np.ndarray:
+    """The reference's sorted row indices for ``n_tiles`` (one of :data:`REFERENCE_SIZES`)."""
+    from importlib.resources import files
+
+    res = files("plismbench.assets").joinpath(f"reference_subsets/tiles_subset_{n_tiles}.npy")
+    with res.open("rb") as fh:
+        return np.sort(np.load(fh, allow_pickle=False)).astype(np.int64)
 
 
 def parse_n_tiles(value: str | int | None) -> int | None:
@@ -85,5 +98,7 @@ def resolve(
         n = default_n_tiles(n_available)
     elif n is None:
         n = n_available
+    if n_available == N_TILES and n in REFERENCE_SIZES:
+        return reference_subset(n), f"reference-{n}"
     idx = select_tiles(n_available, n)
-    return idx, ("all" if n == n_available else f"seed:{SUBSET_SEED}")
+    return idx, (f"all-{n}" if n == n_available else f"deterministic-{n}")

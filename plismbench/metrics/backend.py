@@ -2,7 +2,10 @@
 
 Every similarity that is compared with a threshold comes out of a float32 GEMM; TF32
 and bf16 are never used, because they move similarities by about 1e-3 and so flip
-ranks (see docs/metrics.md).
+ranks (see docs/metrics.md). Comparisons are made against a band ``[lo, hi)`` around
+each float64 threshold: values at or above ``hi`` surely count, values below ``lo``
+surely do not, and the few inside are returned for an exact decision
+(:mod:`plismbench.metrics.exact`). torch is imported only when needed.
 """
 
 from __future__ import annotations
@@ -12,28 +15,31 @@ import functools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
 from plismbench.errors import InputError
 
 Device = Literal["auto", "cpu", "cuda"]
 
-#: Rows per single-threaded GEMM block on CPU. Part of the numerical contract: changing it
-#: changes float32 rounding, so it is part of the cache key (see evaluate/cache.py).
+#: Rows per GEMM block on CPU; the blocks run single-threaded on a persistent pool.
 GEMM_ROWS = 512
 #: Rows per GEMM block on CUDA (large enough to keep the GPU busy).
 CUDA_GEMM_ROWS = 4096
+#: Rows compared at once inside a CPU block (keeps them in cache).
+SUB_ROWS = 64
 
 
-def count_at_thresholds(sims: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """Per row r and threshold l: ``#{j : sims[r, j] >= thresholds[r, l]}``.
+def count_at_thresholds(sims: Any, thresholds: Any) -> Any:
+    """Per row r and threshold l: ``#{j : sims[r, j] >= thresholds[r, l]}`` (torch).
 
     ``sims`` is (R, N), ``thresholds`` (R, m); returns (R, m) int64. Exact: one
     searchsorted per value against the row's sorted thresholds, then suffix sums.
     """
+    import torch
+
     n_rows, m = thresholds.shape
     sorted_thr, order = torch.sort(thresholds, dim=1)
     # bins[r, j] = number of thresholds <= sims[r, j]
@@ -46,16 +52,26 @@ def count_at_thresholds(sims: torch.Tensor, thresholds: torch.Tensor) -> torch.T
     return torch.empty_like(ge_sorted).scatter_(1, order, ge_sorted)
 
 
+@dataclass
+class CrossScan:
+    """One pair's GEMM and its counts against the band of every row and column."""
+
+    sims: Any
+    #: (N,) the GEMM diagonal (the matches), float32 on the host.
+    diag: np.ndarray
+    rows_hi: np.ndarray
+    rows_lo: np.ndarray
+    cols_hi: np.ndarray
+    cols_lo: np.ndarray
+
+
 class Backend:
     """Where the dense algebra runs. Arrays are NumPy on CPU and torch on CUDA."""
 
     name: str
-    #: Rows per GEMM block. Every similarity comes from a GEMM of exactly this many rows
-    #: (the last block excepted), in both the cross and the intra stage, so equal inputs
-    #: give bit-equal similarities whatever the library's per-shape kernel choice.
+    #: Rows per GEMM block.
     gemm_rows: int
-    #: Rows per block in the intra-slide pass (bounds its working memory); a multiple of
-    #: ``gemm_rows``.
+    #: Rows per block in the intra-slide pass (bounds its working memory).
     block_rows: int
 
     def put(self, x: np.ndarray) -> Any:
@@ -66,38 +82,64 @@ class Backend:
         """``x @ y.T`` in float32."""
         raise NotImplementedError
 
-    def diag(self, m: Any) -> np.ndarray:
-        """The diagonal of a square matrix, on the host."""
+    def row_dots(self, x: Any, y: Any) -> np.ndarray:
+        """``x_i . y_i`` in float64, on the host."""
         raise NotImplementedError
 
-    def count_ge_rows(self, m: Any, thr: np.ndarray) -> np.ndarray:
-        """``#{j : m[i, j] >= thr[i]}`` for every row i."""
+    def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+        """``x @ y.T`` and, per row i and column j, the counts ``>= hi`` and ``>= lo``."""
         raise NotImplementedError
 
-    def count_ge_cols(self, m: Any, thr: np.ndarray) -> np.ndarray:
-        """``#{i : m[i, j] >= thr[j]}`` for every column j."""
+    def band_rows(
+        self, sims: Any, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(i, j)`` with i in ``rows``, j != i and ``lo[i] <= sims[i, j] < hi[i]``."""
         raise NotImplementedError
 
-    def to_torch(self, x: Any) -> torch.Tensor:
+    def band_cols(
+        self, sims: Any, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(i, j)`` with j in ``cols``, i != j and ``lo[j] <= sims[i, j] < hi[j]``."""
+        raise NotImplementedError
+
+    def to_torch(self, x: Any) -> Any:
         """A torch view of a device array."""
         raise NotImplementedError
 
-    def intra_counts(self, x: Any, thresholds: np.ndarray) -> np.ndarray:
-        """``#{j != i : x_i . x_j >= thresholds[i, l]}`` as an (n, m) int64 array.
+    def intra_scan(
+        self, x: Any, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Own-slide counts against (n, m) bands, the query itself excluded by index.
 
-        The query itself is excluded by index, not by value. Only ``block_rows`` rows of
-        ``x @ x.T`` exist at any time.
+        Returns ``#{j != i : x_i . x_j >= hi[i, l]}`` as (n, m) int64, and the band
+        members ``(i, l, j)`` with ``lo[i, l] <= x_i . x_j < hi[i, l]``. Only
+        ``block_rows`` rows of ``x @ x.T`` exist at any time.
         """
-        n = thresholds.shape[0]
-        out = np.empty(thresholds.shape, dtype=np.int64)
+        import torch
+
+        n, m = lo.shape
+        out = np.empty((n, m), dtype=np.int64)
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for r0 in range(0, n, self.block_rows):
             r1 = min(r0 + self.block_rows, n)
             block = self.to_torch(self.gram(x[r0:r1], x))
             rows = torch.arange(r1 - r0, device=block.device)
             block[rows, rows + r0] = -torch.inf
-            thr = torch.from_numpy(np.ascontiguousarray(thresholds[r0:r1])).to(block.device)
-            out[r0:r1] = count_at_thresholds(block, thr).cpu().numpy()
-        return out
+            thr = torch.from_numpy(np.ascontiguousarray(np.concatenate([hi[r0:r1], lo[r0:r1]], 1)))
+            counts = count_at_thresholds(block, thr.to(block.device)).cpu().numpy()
+            out[r0:r1] = counts[:, :m]
+            r_band, l_band = np.nonzero(counts[:, m:] > counts[:, :m])
+            for r in np.unique(r_band):
+                ls = l_band[r_band == r]
+                row = block[r].cpu().numpy()
+                hit = (row[None, :] >= lo[r0 + r, ls, None]) & (row[None, :] < hi[r0 + r, ls, None])
+                li, j = np.nonzero(hit)
+                found.append((np.full(len(j), r0 + r), ls[li], j))
+        if not found:
+            empty = np.zeros(0, dtype=np.int64)
+            return out, (empty, empty, empty)
+        i_all, l_all, j_all = (np.concatenate(a).astype(np.int64) for a in zip(*found, strict=True))
+        return out, (i_all, l_all, j_all)
 
     @contextlib.contextmanager
     def threads(self, n: int | None) -> Iterator[None]:
@@ -105,6 +147,8 @@ class Backend:
         if n is None:
             yield
             return
+        import torch
+
         previous = torch.get_num_threads()
         torch.set_num_threads(n)
         try:
@@ -113,13 +157,16 @@ class Backend:
             torch.set_num_threads(previous)
 
 
-class NumpyBackend(Backend):
-    """CPU: float32 BLAS GEMM and vectorised comparisons on zero-copy views.
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One persistent pool per thread count (a pool per GEMM cost more than small GEMMs)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plismbench-gemm")
 
-    OpenBLAS results depend on its thread count, so the GEMM is cut into fixed
-    ``gemm_rows``-row blocks, each computed single-threaded, spread over a thread
-    pool: every similarity is bit-identical whatever ``--workers`` is (and a resumed run
-    matches an uninterrupted one), at the speed of multithreaded BLAS.
+
+class NumpyBackend(Backend):
+    """CPU: float32 BLAS GEMM in fixed ``gemm_rows``-row blocks, each single-threaded,
+    spread over a persistent thread pool; each block is compared with its thresholds
+    while still in cache. Results do not depend on ``--workers``.
     """
 
     name = "cpu"
@@ -132,35 +179,69 @@ class NumpyBackend(Backend):
     def put(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def _run(self, fn: Any, n_blocks: int) -> None:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            if self.workers == 1 or n_blocks == 1:
+                for b in range(n_blocks):
+                    fn(b)
+            else:
+                list(_pool(self.workers).map(fn, range(n_blocks)))
+
     def gram(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out = np.empty((x.shape[0], y.shape[0]), dtype=np.float32)
-        yt = y.T
+        yt, rows = y.T, self.gemm_rows
 
-        rows = self.gemm_rows
-
-        def block(r0: int) -> None:
+        def block(b: int) -> None:
+            r0 = b * rows
             np.matmul(x[r0 : r0 + rows], yt, out=out[r0 : r0 + rows])
 
-        starts = range(0, x.shape[0], rows)
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            if self.workers == 1 or len(starts) == 1:
-                for r0 in starts:
-                    block(r0)
-            else:
-                with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                    list(pool.map(block, starts))
+        self._run(block, -(-x.shape[0] // rows))
         return out
 
-    def diag(self, m: np.ndarray) -> np.ndarray:
-        return np.diagonal(m).copy()
+    def row_dots(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", x, y, dtype=np.float64)
 
-    def count_ge_rows(self, m: np.ndarray, thr: np.ndarray) -> np.ndarray:
-        return (m >= thr[:, None]).view(np.uint8).sum(axis=1, dtype=np.int64)
+    def cross_scan(self, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+        n, m = x.shape[0], y.shape[0]
+        sims = np.empty((n, m), dtype=np.float32)
+        yt, rows = y.T, self.gemm_rows
+        n_blocks = -(-n // rows)
+        rows_hi, rows_lo = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        cols_hi = np.zeros((n_blocks, m), dtype=np.int64)
+        cols_lo = np.zeros((n_blocks, m), dtype=np.int64)
+        hi_c, lo_c = hi[None, :], lo[None, :]
 
-    def count_ge_cols(self, m: np.ndarray, thr: np.ndarray) -> np.ndarray:
-        return (m >= thr[None, :]).view(np.uint8).sum(axis=0, dtype=np.int64)
+        def block(b: int) -> None:
+            r0 = b * rows
+            r1 = min(r0 + rows, n)
+            np.matmul(x[r0:r1], yt, out=sims[r0:r1])
+            for s0 in range(r0, r1, SUB_ROWS):
+                s1 = min(s0 + SUB_ROWS, r1)
+                s = sims[s0:s1]
+                ge = s >= hi[s0:s1, None]
+                rows_hi[s0:s1] = np.count_nonzero(ge, axis=1)
+                rows_lo[s0:s1] = np.count_nonzero(s >= lo[s0:s1, None], axis=1)
+                cols_hi[b] += np.count_nonzero(s >= hi_c, axis=0)
+                cols_lo[b] += np.count_nonzero(s >= lo_c, axis=0)
 
-    def to_torch(self, x: np.ndarray) -> torch.Tensor:
+        self._run(block, n_blocks)
+        k = min(n, m)
+        diag = sims[np.arange(k), np.arange(k)].copy()
+        return CrossScan(sims, diag, rows_hi, rows_lo, cols_hi.sum(0), cols_lo.sum(0))
+
+    def band_rows(
+        self, sims: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _band_rows_host(sims[rows], rows, lo, hi)
+
+    def band_cols(
+        self, sims: np.ndarray, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _band_cols_host(sims[:, cols], cols, lo, hi)
+
+    def to_torch(self, x: np.ndarray) -> Any:
+        import torch
+
         return torch.from_numpy(x)
 
     @contextlib.contextmanager
@@ -188,36 +269,82 @@ class TorchBackend(Backend):
     block_rows = CUDA_GEMM_ROWS
 
     def __init__(self, device: str = "cuda") -> None:
+        import torch
+
         self.device = torch.device(device)
         self.name = self.device.type
 
-    def put(self, x: np.ndarray) -> torch.Tensor:
+    def put(self, x: np.ndarray) -> Any:
+        import torch
+
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
-    def gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def gram(self, x: Any, y: Any) -> Any:
+        import torch
+
         out = torch.empty((x.shape[0], y.shape[0]), dtype=torch.float32, device=x.device)
         with _strict_fp32():
             for r0 in range(0, x.shape[0], self.gemm_rows):
                 torch.mm(x[r0 : r0 + self.gemm_rows], y.T, out=out[r0 : r0 + self.gemm_rows])
         return out
 
-    def diag(self, m: torch.Tensor) -> np.ndarray:
-        return m.diagonal().cpu().numpy().copy()
+    def row_dots(self, x: Any, y: Any) -> np.ndarray:
+        return (x.double() * y.double()).sum(1).cpu().numpy()
 
-    def count_ge_rows(self, m: torch.Tensor, thr: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(thr).to(m.device)
-        return (m >= t[:, None]).sum(dim=1, dtype=torch.int64).cpu().numpy()
+    def _t(self, a: np.ndarray) -> Any:
+        import torch
 
-    def count_ge_cols(self, m: torch.Tensor, thr: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(thr).to(m.device)
-        return (m >= t[None, :]).sum(dim=0, dtype=torch.int64).cpu().numpy()
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-    def to_torch(self, x: torch.Tensor) -> torch.Tensor:
+    def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+        sims = self.gram(x, y)
+        lo_t, hi_t = self._t(lo), self._t(hi)
+
+        def count(t: Any, dim: int) -> np.ndarray:
+            shaped = t[:, None] if dim == 1 else t[None, :]
+            return (sims >= shaped).sum(dim=dim).cpu().numpy().astype(np.int64)
+
+        diag = sims.diagonal().cpu().numpy().copy()
+        return CrossScan(sims, diag, count(hi_t, 1), count(lo_t, 1), count(hi_t, 0), count(lo_t, 0))
+
+    def band_rows(
+        self, sims: Any, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _band_rows_host(sims[self._t(rows)].cpu().numpy(), rows, lo, hi)
+
+    def band_cols(
+        self, sims: Any, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _band_cols_host(sims[:, self._t(cols)].cpu().numpy(), cols, lo, hi)
+
+    def to_torch(self, x: Any) -> Any:
         return x
+
+
+def _band_rows_host(
+    s: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Band members of the rows ``rows`` whose similarities are ``s`` (len(rows), N)."""
+    hit = (s >= lo[rows, None]) & (s < hi[rows, None])
+    hit[np.arange(len(rows)), rows] = False
+    r, j = np.nonzero(hit)
+    return rows[r], j
+
+
+def _band_cols_host(
+    s: np.ndarray, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Band members of the columns ``cols`` whose similarities are ``s`` (N, len(cols))."""
+    hit = (s >= lo[None, cols]) & (s < hi[None, cols])
+    hit[cols, np.arange(len(cols))] = False
+    i, c = np.nonzero(hit)
+    return i, cols[c]
 
 
 @contextlib.contextmanager
 def _strict_fp32() -> Iterator[None]:
+    import torch
+
     matmul = torch.backends.cuda.matmul
     previous = matmul.allow_tf32, matmul.allow_fp16_reduced_precision_reduction
     matmul.allow_tf32 = False
@@ -231,10 +358,14 @@ def _strict_fp32() -> Iterator[None]:
 def get_backend(device: str = "auto") -> Backend:
     """``auto`` picks CUDA when torch sees a GPU, else the CPU backend."""
     if device == "auto":
+        import torch
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return NumpyBackend()
     if device.startswith("cuda"):
+        import torch
+
         if not torch.cuda.is_available():
             raise InputError(
                 f"--device {device}: torch sees no CUDA GPU here; use --device cpu or auto"

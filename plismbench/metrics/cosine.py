@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from plismbench.errors import InputError
+from plismbench.metrics.exact import scale_rows
 
 
 def normalise(
@@ -12,9 +13,10 @@ def normalise(
 ) -> np.ndarray:
     """L2-normalise rows in float64, return float32.
 
+    Each row is first scaled by a power of two (exact) so that its largest |value| lies
+    in [0.5, 1): norms of rows near 1e200 do not overflow, near 1e-170 do not underflow.
     Raises :class:`InputError` naming ``what`` and the first bad row (``row_ids[r]`` when
-    the rows were taken from a larger file) for non-finite values or a zero norm.
-    (Norms in float16 overflow above ~256; never used here.)
+    the rows were taken from a larger file) for non-finite values or an all-zero row.
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
@@ -23,11 +25,14 @@ def normalise(
     if not finite.all():
         row = _row(int(np.flatnonzero(~finite)[0]), row_ids)
         raise InputError(f"{what}: row {row} has non-finite values (NaN or inf)")
-    norms = np.linalg.norm(x, axis=1)
-    if (norms == 0).any():
-        row = _row(int(np.flatnonzero(norms == 0)[0]), row_ids)
-        raise InputError(f"{what}: row {row} has a zero norm; its cosine similarity is undefined")
-    return (x / norms[:, None]).astype(np.float32)
+    zero = ~x.any(axis=1)
+    if zero.any():
+        row = _row(int(np.flatnonzero(zero)[0]), row_ids)
+        raise InputError(
+            f"{what}: row {row} is all zeros (a zero norm); its cosine similarity is undefined"
+        )
+    x = scale_rows(x)
+    return (x / np.linalg.norm(x, axis=1)[:, None]).astype(np.float32)
 
 
 def _row(r: int, row_ids: np.ndarray | None) -> int:

@@ -9,17 +9,16 @@ The 2N x 2N matrix is never built. A rank splits into
 * ``1`` for the match itself,
 * a *cross* count over the other slide (one N x N GEMM serves both directions), and
 * an *intra* count over the query's own slide, which depends on that slide only and on
-  a threshold per row, so it is computed once per slide for all its partners
-  (:meth:`~plismbench.metrics.backend.Backend.intra_counts`).
+  a threshold per row, so it is computed once per slide for all its partners.
 
-The threshold of row i is the diagonal entry of the very GEMM that holds the cross
-similarities; ties are decided on these float32 values (see docs/metrics.md for the limit
-of "exact": equal-in-theory similarities computed at different GEMM positions may differ
-by an ulp).
+Every comparison is exact: float32 GEMM values outside a proven band around the
+threshold decide at once; the few inside are re-decided on the raw features
+(:mod:`plismbench.metrics.exact`), so ranks equal those over the real numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,28 +26,77 @@ import numpy as np
 
 from plismbench.metrics.backend import Backend, get_backend
 from plismbench.metrics.cosine import normalise
+from plismbench.metrics.exact import at_least_as_similar, gemm_band, thresholds32
+
+#: Local row indices -> the raw (un-normalised) feature rows, float64 (k, d).
+RawRows = Callable[[np.ndarray], np.ndarray]
+#: Triples decided per call (bounds the memory of the gathered rows).
+CHUNK = 4096
 
 
 @dataclass(frozen=True)
 class CrossCounts:
     """What one slide pair's GEMM contributes to both directions' ranks."""
 
-    #: (N,) float32 cos(a_i, b_i): each row's threshold, in both directions.
+    #: (N,) float64 cos(a_i, b_i) of the normalised rows: each row's threshold.
     match: np.ndarray
-    #: (N,) int64 ``#{j != i : cos(a_i, b_j) >= match_i}``.
+    #: (N,) int64 ``#{j != i : cos(a_i, b_j) >= cos(a_i, b_i)}``.
     a_to_b: np.ndarray
-    #: (N,) int64 ``#{j != i : cos(b_i, a_j) >= match_i}``.
+    #: (N,) int64 ``#{j != i : cos(b_i, a_j) >= cos(b_i, a_i)}``.
     b_to_a: np.ndarray
 
 
-def cross_counts(backend: Backend, xa: Any, xb: Any) -> CrossCounts:
-    """One GEMM of two normalised slides; the match itself is removed by index."""
-    sims = backend.gram(xa, xb)
-    match = backend.diag(sims)
-    # sims[i, i] == match[i] exactly, so it is counted once in each direction: remove it.
-    a_to_b = backend.count_ge_rows(sims, match) - 1
-    b_to_a = backend.count_ge_cols(sims, match) - 1
+def decide(
+    q: RawRows, iq: np.ndarray, t: RawRows, it: np.ndarray, m: RawRows, im: np.ndarray
+) -> np.ndarray:
+    """``cos(q[iq], t[it]) >= cos(q[iq], m[im])`` for each triple, exactly."""
+    out = np.empty(len(iq), dtype=bool)
+    for c0 in range(0, len(iq), CHUNK):
+        sl = slice(c0, c0 + CHUNK)
+        out[sl] = at_least_as_similar(q(iq[sl]), t(it[sl]), m(im[sl]))
+    return out
+
+
+def cross_counts(
+    backend: Backend, xa: Any, xb: Any, raw_a: RawRows, raw_b: RawRows
+) -> CrossCounts:
+    """One GEMM of two normalised slides; the match itself is excluded by index."""
+    match = backend.row_dots(xa, xb)
+    lo, hi = thresholds32(match, gemm_band(int(xa.shape[1])))
+    scan = backend.cross_scan(xa, xb, lo, hi)
+    diag_hi = (scan.diag >= hi).astype(np.int64)  # never, by the band's bound
+    diag_band = (scan.diag >= lo).astype(np.int64) - diag_hi
+    a_to_b = scan.rows_hi - diag_hi
+    b_to_a = scan.cols_hi - diag_hi
+    rows = np.flatnonzero(scan.rows_lo - scan.rows_hi - diag_band > 0)
+    if rows.size:
+        i, j = backend.band_rows(scan.sims, rows, lo, hi)
+        win = decide(raw_a, i, raw_b, j, raw_b, i)  # query a_i, candidate b_j, match b_i
+        np.add.at(a_to_b, i[win], 1)
+    cols = np.flatnonzero(scan.cols_lo - scan.cols_hi - diag_band > 0)
+    if cols.size:
+        i, j = backend.band_cols(scan.sims, cols, lo, hi)
+        win = decide(raw_b, j, raw_a, i, raw_a, j)  # query b_j, candidate a_i, match a_j
+        np.add.at(b_to_a, j[win], 1)
     return CrossCounts(match=match, a_to_b=a_to_b, b_to_a=b_to_a)
+
+
+def intra_counts(
+    backend: Backend, x: Any, match: np.ndarray, raw: RawRows, partners: Sequence[RawRows]
+) -> np.ndarray:
+    """``#{j != i : cos(x_i, x_j) >= cos(x_i, p_i)}`` for every partner p, (n, m) int64.
+
+    ``match[:, l]`` holds the float64 thresholds against partner ``l``, whose raw rows
+    ``partners[l]`` settle the near ties.
+    """
+    lo, hi = thresholds32(match, gemm_band(int(x.shape[1])))
+    counts, (i, part, j) = backend.intra_scan(x, lo, hi)
+    for p in np.unique(part):
+        sel = part == p
+        ii, jj = i[sel], j[sel]
+        win = decide(raw, ii, raw, jj, partners[int(p)], ii)
+        np.add.at(counts, (ii[win], int(p)), 1)
+    return counts
 
 
 def ranks_from_counts(
@@ -56,6 +104,12 @@ def ranks_from_counts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ranks (a→b, b→a) from cross counts and each slide's intra counts at ``cross.match``."""
     return 1 + cross.a_to_b + intra_a, 1 + cross.b_to_a + intra_b
+
+
+def in_memory(features: np.ndarray) -> RawRows:
+    """A :data:`RawRows` over an in-memory array."""
+    arr = np.asarray(features)
+    return lambda idx: np.asarray(arr[idx], dtype=np.float64)
 
 
 def pair_ranks(
@@ -70,13 +124,14 @@ def pair_ranks(
     ``features_a`` and ``features_b`` are (N, d) arrays with matched rows (not yet
     normalised). Returns ``(ranks_a_to_b, ranks_b_to_a)``, int64 arrays of shape (N,).
     """
+    if np.shape(features_a) != np.shape(features_b):
+        raise ValueError(f"shapes differ: {np.shape(features_a)} vs {np.shape(features_b)}")
     backend = backend or get_backend(device)
     xa = backend.put(normalise(features_a, what="features_a"))
     xb = backend.put(normalise(features_b, what="features_b"))
-    if features_a.shape != features_b.shape:
-        raise ValueError(f"shapes differ: {features_a.shape} vs {features_b.shape}")
-    cross = cross_counts(backend, xa, xb)
+    ra, rb = in_memory(features_a), in_memory(features_b)
+    cross = cross_counts(backend, xa, xb, ra, rb)
     thr = cross.match[:, None]
-    intra_a = backend.intra_counts(xa, thr)[:, 0]
-    intra_b = backend.intra_counts(xb, thr)[:, 0]
+    intra_a = intra_counts(backend, xa, thr, ra, [rb])[:, 0]
+    intra_b = intra_counts(backend, xb, thr, rb, [ra])[:, 0]
     return ranks_from_counts(cross, intra_a, intra_b)

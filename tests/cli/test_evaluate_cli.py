@@ -24,7 +24,8 @@ def test_evaluate_then_leaderboard(tmp_path: Path) -> None:
     for model, flag in [("good", "--model"), ("bad", "--extractor")]:
         res = runner.invoke(
             app, ["evaluate", flag, model, "--features-dir", str(tmp_path / "f"),
-                  "--metrics-dir", str(tmp_path / "m"), "--quiet", "--workers", "1"],
+                  "--metrics-dir", str(tmp_path / "m"), "--quiet", "--workers", "1",
+                  "--allow-missing"],
         )  # fmt: skip
         assert res.exit_code == 0, res.output
         assert "Top-10" in res.output and "cross-staining" in res.output
@@ -77,7 +78,8 @@ def test_console_script_and_module_entry(tmp_path: Path) -> None:
 def test_leaderboard_damaged_outputs_are_one_line(tmp_path: Path, damage: str) -> None:
     write_store(tmp_path / "f", "m", plism_like(np.random.default_rng(3), n=12))
     res = runner.invoke(app, ["evaluate", "--model", "m", "--features-dir", str(tmp_path / "f"),
-                              "--metrics-dir", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+                              "--metrics-dir", str(tmp_path / "out"), "--quiet",
+                              "--allow-missing"])  # fmt: skip
     assert res.exit_code == 0, res.output
     folder = tmp_path / "out" / "12_tiles" / "m"
     if damage == "missing":

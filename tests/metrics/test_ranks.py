@@ -164,5 +164,5 @@ def test_non_finite_names_the_row(bad: float) -> None:
 def test_zero_norm_names_the_row() -> None:
     a, b = _random_pair(9, n=10)
     b[6] = 0
-    with pytest.raises(InputError, match="row 6 has a zero norm"):
+    with pytest.raises(InputError, match="row 6 is all zeros"):
         pair_ranks(a, b)
