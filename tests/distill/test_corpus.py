@@ -159,6 +159,30 @@ def test_tar_index_is_cached_and_keyed_on_content(
         open_corpus(shard)
 
 
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_fast_tar_scan_agrees_with_tarfile(tmp_path: Path, fmt: int) -> None:
+    """Long names (ustar prefix, pax or GNU headers), folders, links: same index as tarfile."""
+    shard = tmp_path / "s.tar"
+    data = _png(_tiles()[1])
+    with tarfile.open(shard, "w", format=fmt) as tar:
+        for i in range(5):
+            _add(tar, f"{'long-folder-name/' * 8}k{i}.png", data)  # 140 characters
+            _add(tar, f"k{i}.cls", b"1")
+        folder = tarfile.TarInfo("dir")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        link = tarfile.TarInfo("dir/link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "k0.png"
+        tar.addfile(link)
+        _add(tar, "é/ünï.JPG.png", data)
+    fast = tar_module.index_tar(shard)
+    slow = tar_module._samples(tar_module._scan_tarfile(shard))
+    assert len(fast["offsets"]) == 6
+    for key in ("offsets", "sizes"):
+        assert np.array_equal(fast[key], slow[key])
+    assert all(np.array_equal(t, _tiles()[1]) for t in open_corpus(shard).read(range(6)))
+
+
 def _one_line(exc: pytest.ExceptionInfo[InputError], where: Path | str) -> None:
     text = str(exc.value)
     assert "\n" not in text and str(where) in text

@@ -59,13 +59,15 @@ class H5Corpus(TileCorpus):
         seg_kind: list[int] = []
         seg_offset: list[int] = []
         counts: list[int] = []
+        shapes: list[tuple[int, ...]] = []
         self._names: list[str] = []
         plism = set(plism_slide_ids())
         for i, f in enumerate(files):
             found = self._datasets(i, image_column)
-            if f.stem in plism and any(k == _SINGLE for _, k, _, _ in found):
+            if f.stem in plism and any(t[1] == _SINGLE for t in found):
                 self.is_plism = True
-            for name, kind, n, offset in found:
+            for name, kind, n, offset, shape in found:
+                shapes.append(shape or (0, 0, 0))
                 seg_file.append(i)
                 seg_kind.append(kind)
                 seg_offset.append(offset)
@@ -74,6 +76,7 @@ class H5Corpus(TileCorpus):
         self._seg_file = np.asarray(seg_file, np.int32)
         self._seg_kind = np.asarray(seg_kind, np.int8)
         self._seg_offset = np.asarray(seg_offset, np.int64)
+        self._seg_shape = np.asarray(shapes, np.int64).reshape(-1, 3)
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         self._handles.clear()  # h5py handles must not cross a fork
         if len(self) == 0:
@@ -94,8 +97,8 @@ class H5Corpus(TileCorpus):
 
         return self._handles.get(("h5", i), opener)
 
-    def _datasets(self, i: int, image_column: str) -> list[tuple[str, int, int, int]]:
-        """(path, kind, tiles, byte offset or -1) of the tile datasets of file ``i``."""
+    def _datasets(self, i: int, image_column: str) -> list[tuple[Any, ...]]:
+        """(path, kind, tiles, byte offset or -1, tile shape) of the tile datasets of file i."""
         import h5py
 
         handle = self._file(i)
@@ -120,7 +123,8 @@ class H5Corpus(TileCorpus):
             if kind != _ENCODED and ds.chunks is None and ds.compression is None:
                 got = ds.id.get_offset()
                 offset = -1 if got is None else int(got)
-            found.append((name, kind, 1 if kind == _SINGLE else int(ds.shape[0]), offset))
+            n = 1 if kind == _SINGLE else int(ds.shape[0])
+            found.append((name, kind, n, offset, tuple(ds.shape[-3:]) if kind != _ENCODED else ()))
         return found
 
     def __len__(self) -> int:
@@ -142,18 +146,16 @@ class H5Corpus(TileCorpus):
         return out
 
     def _read_one(self, s: int, f: int, row: int, where: str, name: str) -> np.ndarray:
-        ds = self._file(f)[self._names[s]]
-        kind = int(self._seg_kind[s])
-        if kind == _ENCODED:
-            data = ds[row]
-            data = data.tobytes() if isinstance(data, np.ndarray | np.void) else data
-            return decode_tile(bytes(data), where=where, name=name)
-        shape = ds.shape[-3:]
-        offset = int(self._seg_offset[s])
-        if offset < 0:
+        kind, offset = int(self._seg_kind[s]), int(self._seg_offset[s])
+        if offset < 0 or kind == _ENCODED:  # through h5py
+            ds = self._file(f)[self._names[s]]
+            if kind == _ENCODED:
+                data = ds[row]
+                data = data.tobytes() if isinstance(data, np.ndarray | np.void) else data
+                return decode_tile(bytes(data), where=where, name=name)
             tile = ds[()] if kind == _SINGLE else ds[row]
             return as_tile(np.asarray(tile), where=where, name=name)
-        tile = np.empty(shape, np.uint8)
+        tile = np.empty(tuple(self._seg_shape[s]), np.uint8)
         nbytes = tile.nbytes
         fd = self._handles.get(("raw", f), lambda: _Fd(self.files[f])).fd
         got = os.preadv(fd, [memoryview(tile).cast("B")], offset + row * nbytes)  # type: ignore[arg-type]

@@ -38,9 +38,13 @@ class _StepReads(Dataset[Any]):
 
     def __getitem__(self, step: int) -> Any:
         tiles = self.corpus.read(self.order.indices(self.positions(step)))
-        if len({t.shape for t in tiles}) == 1:
-            return torch.from_numpy(np.stack(tiles))  # one shared-memory block, not n pickles
-        return tiles
+        if len({t.shape for t in tiles}) != 1:
+            return tiles
+        out = torch.empty((len(tiles), *tiles[0].shape), dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            out.share_memory_()  # one copy into the block the main process maps, not n pickles
+        np.stack(tiles, out=out.numpy())
+        return out
 
 
 class _Steps(Sampler[int]):
