@@ -237,3 +237,18 @@ def test_plism_corpus_warns_loudly(he_tiles: Path, capsys: pytest.CaptureFixture
     with pytest.warns(PlismCorpusWarning):  # the PLISM layout given as a plain folder
         folder = open_corpus(he_tiles)
     assert folder.is_plism and folder.kind == "folder" and len(folder) == 32
+
+
+def test_plism_layouts_given_as_paths_warn(tmp_path: Path) -> None:
+    from plismbench.data.catalogue import slide_id
+
+    sid = slide_id("GIV", "AT2")
+    tile = _tiles()[0][:16]
+    pq.write_table(pa.table({"slide_id": [sid], "tile_id": ["tile_16_0_0"], "png": [_png(tile)]}),
+                   tmp_path / "plism.parquet")  # fmt: skip
+    with h5py.File(tmp_path / f"{sid}.h5", "w") as f:
+        f.create_dataset("tile_16_0_0", data=tile)
+    for spec in (tmp_path / "plism.parquet", tmp_path / f"{sid}.h5"):
+        with pytest.warns(PlismCorpusWarning):
+            corpus = open_corpus(spec)
+        assert corpus.is_plism and np.array_equal(corpus.read([0])[0], tile)
