@@ -12,6 +12,7 @@ import pytest
 from analyze_planted import COMPONENTS, expected_fractions, plant_exact, write_design
 from typer.testing import CliRunner
 
+from plismbench.analyze.report import why_section
 from plismbench.cli import app
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -81,6 +82,12 @@ def test_layers_reference_and_reuse(features: Path, tmp_path: Path) -> None:
     assert overall > 0.95  # a rotated copy with a little noise
     assert (out / "student" / "angles.csv").is_file()
     assert (out / "planted" / "variance.csv").is_file()  # the reference is analysed too
+    html = why_section(out)
+    assert html.startswith('<div class="why">') and html.count("<img") == 4
+    for name in ("variance", "probes", "neighbours", "layers"):
+        assert (out / "figures" / f"{name}.png").is_file()
+        assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert "student" in html and "planted" in html
     again = invoke(features, out, *args)
     assert again.exit_code == 0 and "reused: student, planted" in " ".join(again.output.split())
     only = invoke(features, out, "--model", "student", "--layers", "4", "--reference-model",
@@ -88,6 +95,11 @@ def test_layers_reference_and_reuse(features: Path, tmp_path: Path) -> None:
     assert only.exit_code == 0, only.output
     var = pl.read_csv(out / "student" / "variance.csv", schema_overrides={"layer": pl.Utf8})
     assert sorted(set(var["layer"])) == ["4", "final"]
+
+
+def test_why_section_is_empty_without_analysis(tmp_path: Path) -> None:
+    assert why_section(tmp_path / "absent") == ""
+    assert why_section(tmp_path) == ""
 
 
 def _one_error_line(res: object, *needles: str) -> None:
