@@ -151,11 +151,17 @@ def test_bad_feature_files(tmp_path: Path, case: str) -> None:
 
 
 def test_bad_input_after_a_good_run_leaves_old_outputs_marked(tmp_path: Path) -> None:
+    # "marked": the old outputs no longer claim to be complete (no run.json, which the
+    # leaderboard requires), and no stale table is left to be mistaken for current.
     _store(tmp_path)
     assert _run(tmp_path).exit_code == 0
+    assert list((tmp_path / "out").rglob("run.json"))
     nan_row(tmp_path)
     res = _run(tmp_path)
     assert res.exit_code != 0 and "non-finite" in res.output
+    _assert_no_complete_output(tmp_path)
+    res = runner.invoke(app, ["leaderboard", "--metrics-dir", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "no finished evaluations" in res.output
 
 
 @pytest.mark.parametrize(
