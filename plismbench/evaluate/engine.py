@@ -187,6 +187,7 @@ class _Run:
         self.workers, self.save_ranks, self.overwrite = workers, save_ranks, overwrite
         self.progress = progress
         self.started = time.perf_counter()
+        self.world_size = 1
 
     # -- preparation (the lock holder only) ---------------------------------------
     def prepare(self) -> tuple[str, dict[str, str], EvaluationResult | None]:
@@ -272,6 +273,7 @@ class _Run:
                 "dim": store.dim,
                 "top_k": list(ks),
                 "device": self.backend.name,
+                "world_size": self.world_size,
                 "save_ranks": self.save_ranks,
                 "digests": digests,
                 "cache_key": key,
@@ -287,6 +289,7 @@ class _Run:
         """Ranks split pairs and slides; rank 0 holds the lock and writes the outputs."""
         from plismbench.utils.distributed import barrier, broadcast_object
 
+        self.world_size = ctx.world_size
         with contextlib.ExitStack() as stack:
             status: dict[str, Any] = {"error": None}
             if ctx.is_main:
