@@ -13,6 +13,7 @@ import os
 import tarfile
 from array import array
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,12 @@ class TarCorpus(TileCorpus):
         super().__init__(label)
         self.files, self.root = files, root
         self._handles = HandleCache()
-        parts = [cached_index(f, "tar-v2", functools.partial(index_tar, f)) for f in files]
+        def index(f: Path) -> dict[str, np.ndarray]:
+            return cached_index(f, "tar-v2", functools.partial(index_tar, f))
+
+        # threads overlap the reads of cold shards (a scan reads the whole shard from disk)
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(files)))) as pool:
+            parts = list(pool.map(index, files))
         counts = [len(p["offsets"]) for p in parts]
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         self._offsets = np.concatenate([p["offsets"] for p in parts]).astype(np.int64)
