@@ -252,3 +252,29 @@ def test_plism_layouts_given_as_paths_warn(tmp_path: Path) -> None:
         with pytest.warns(PlismCorpusWarning):
             corpus = open_corpus(spec)
         assert corpus.is_plism and np.array_equal(corpus.read([0])[0], tile)
+
+
+def test_shards_are_opened_once_not_per_tile(
+    corpora: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    real_fd, real_pf = tar_module._Fd, pq.ParquetFile
+
+    def fd(path: Path) -> object:
+        opened.append(str(path))
+        return real_fd(path)
+
+    def pf(path: object, *a: object, **kw: object) -> object:
+        opened.append(str(path))
+        return real_pf(path, *a, **kw)
+
+    monkeypatch.setattr(tar_module, "_Fd", fd)
+    monkeypatch.setattr("plismbench.distill.corpus.h5._Fd", fd)
+    monkeypatch.setattr(pq, "ParquetFile", pf)
+    order = [int(i) for i in np.random.default_rng(1).permutation(N)] * 2
+    for kind, files in (("tar", 2), ("h5-array", 1), ("parquet", 2)):
+        corpus = open_corpus(corpora[kind])
+        opened.clear()
+        for i in order:
+            corpus.read([i])
+        assert len(opened) == files, kind  # one handle per shard, reused for every tile
