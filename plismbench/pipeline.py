@@ -130,10 +130,11 @@ def run(
     folders = [s.folder for s in specs]
     timings: dict[str, float] = {}
     features_dir, metrics_dir = out / "features", out / "metrics"
-
-    # Stages 1 and 2: data (only when some features are missing), then extraction.
     expected = plism_slide_ids() if source in ("synthetic", "hub", "streaming") else None
     todo = [s for s in specs if not _features_complete(features_dir / s.folder, expected)]
+    preflight(todo, str(source), out, device)
+
+    # Stages 1 and 2: data (only when some features are missing), then extraction.
     if todo:
         t = time.perf_counter()
         tiles = _open(str(source), out, say)
@@ -175,6 +176,32 @@ def run(
     if report_path is not None:
         timings["report"] = 0.0
     return RunResult(out, folders, n_used, demo, board, report_path, timings)
+
+
+def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: str) -> None:
+    """Checks that take seconds, before stages that take hours: one line each.
+
+    The device exists, the output folder is writable, every model still to extract is cached
+    or served by the Hub to this token (gated terms accepted), and a Hub source is reachable
+    (free disk for the download is checked by ``download`` before its first byte).
+    """
+    from plismbench.data.hub import require_online
+    from plismbench.extractors.access import check_model_access
+    from plismbench.utils.device import resolve_device
+    from plismbench.utils.paths import ensure_writable_dir
+
+    resolve_device(device)
+    ensure_writable_dir(out, "--output-dir")
+    for spec in specs:
+        check_model_access(spec.name, spec.hub_id, spec.gated)
+    if specs and source in ("hub", "streaming"):
+        marker = out / "data" / "plism"
+        if source == "streaming" or not _h5_complete(marker):
+            require_online(f"--source {source}")
+
+
+def _h5_complete(folder: Path) -> bool:
+    return all((folder / f"{sid}.h5").is_file() for sid in plism_slide_ids())
 
 
 def _register_demo_models() -> None:

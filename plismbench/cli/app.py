@@ -1,4 +1,9 @@
-"""The Typer application object; command modules register onto it."""
+"""The Typer application object; command modules register onto it.
+
+The group turns a :class:`PlismbenchError` into one red line and its exit code, and Ctrl-C
+into one line and exit 130, for every command; it lists commands in pipeline order and shows
+flags without a value placeholder.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,58 @@ from plismbench.errors import PlismbenchError
 #: Console for errors and logs; results go to stdout.
 err_console = Console(stderr=True)
 
+#: Help lists commands in this order (the pipeline's); commands not named here come after.
+COMMAND_ORDER: tuple[str, ...] = (
+    "download",
+    "synth",
+    "extract",
+    "evaluate",
+    "leaderboard",
+    "compare",
+    "analyze",
+    "report",
+    "run",
+    "distill",
+    "models",
+)
+#: Exit code of an interrupted command (128 + SIGINT), as a shell reports it.
+INTERRUPTED_EXIT = 130
+INTERRUPTED_MESSAGE = "interrupted; run the same command again to resume"
+
+
+def _flags_without_metavar(params: list[Any]) -> list[Any]:
+    """A flag takes no value: no ``<bool>`` placeholder in the help."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def _patch_help(command: Any) -> None:
+    """Apply :func:`_flags_without_metavar` to a command's parameters, ``--help`` included."""
+    if getattr(command, "_plismbench_help", False):
+        return
+    original = command.get_params
+    command.get_params = lambda ctx: _flags_without_metavar(original(ctx))
+    command._plismbench_help = True
+
 
 class _Group(TyperGroup):
-    """Turns a :class:`PlismbenchError` into one red line and its exit code."""
+    """Errors as one line; Ctrl-C as one line and exit 130; commands in pipeline order."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _patch_help(command)
+        return command
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_metavar(super().get_params(ctx))
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -26,6 +80,9 @@ class _Group(TyperGroup):
                 f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
             )
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print(f"[yellow]{INTERRUPTED_MESSAGE}[/]", highlight=False)
+            ctx.exit(INTERRUPTED_EXIT)
 
 
 app = typer.Typer(
@@ -37,3 +94,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from plismbench import __version__
+
+        typer.echo(f"plismbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        callback=_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Robustness of pathology foundation models to staining and scanner shifts (PLISM)."""

@@ -135,17 +135,27 @@ def download(
     """
     from huggingface_hub import HfApi, snapshot_download
 
-    from plismbench.data.hub import endpoint, hub_errors
+    from plismbench.data.hub import endpoint, hub_errors, require_online
+    from plismbench.utils.paths import check_free_space, ensure_writable_dir
 
     wanted = expected_slides(stainings, scanners)
-    root = Path(download_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = ensure_writable_dir(download_dir, "--download-dir")
     files = [f"{sid}.h5" for sid in wanted]
+    if all((root / f).is_file() for f in files):
+        before = verify(root, stainings=stainings, scanners=scanners, n_tiles=n_tiles)
+        if before.complete:  # nothing to fetch: no network needed (offline re-runs)
+            return before
+    require_online(f"downloading {repo_id}")
     with hub_errors(repo_id):
         # Resolve the revision first: snapshot_download would otherwise fall back silently on
         # a non-empty local folder when the Hub refuses access.
         api = HfApi(endpoint=endpoint())
-        sha = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+        info = api.repo_info(repo_id, repo_type="dataset", revision=revision, files_metadata=True)
+        sha = info.sha
+        siblings = getattr(info, "siblings", None) or []
+        sizes = {s.rfilename: int(s.size or 0) for s in siblings}
+        need = sum(sizes.get(f, 0) for f in files if not (root / f).is_file())
+        check_free_space(root, need + (1 << 30) * bool(need), f"downloading {len(files)} files")
         snapshot_download(
             repo_id,
             repo_type="dataset",

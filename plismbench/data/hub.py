@@ -93,12 +93,18 @@ def hub_errors(repo_id: str) -> Iterator[None]:
         GatedRepoError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
     try:
         yield
+    except OfflineModeIsEnabled as exc:
+        raise InputError(
+            f"{repo_id} needs the Hugging Face Hub, but HF_HUB_OFFLINE is set; unset it, or use "
+            "files already on disk (--download-dir)"
+        ) from exc
     except GatedRepoError as exc:
         raise InputError(_access_message(repo_id, _status(exc))) from exc
     except RevisionNotFoundError as exc:

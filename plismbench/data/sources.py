@@ -616,9 +616,10 @@ class HubStreamingSource(_ParquetSource):
         from huggingface_hub import HfApi
         from huggingface_hub.hf_api import RepoFile
 
-        from plismbench.data.hub import endpoint, hub_errors
+        from plismbench.data.hub import endpoint, hub_errors, require_online
 
         self.repo_id = repo_id
+        require_online(f"streaming {repo_id}")
         with hub_errors(repo_id):
             api = HfApi(endpoint=endpoint())
             info = api.repo_info(repo_id, repo_type="dataset", revision=revision)

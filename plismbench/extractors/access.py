@@ -74,7 +74,7 @@ def hub_error(
         return InputError(
             f"cannot reach the Hub at {endpoint()} ({unreachable_why}) and model {label!r} is "
             "not in the local Hugging Face cache; check the network or HF_ENDPOINT, or pass "
-            f"local weights with --weights{hint}"
+            "local weights with --weights"
         )
     if offline():
         return InputError(
@@ -107,3 +107,36 @@ def model_access(label: str, hub_id: str | None, gated: bool) -> Iterator[None]:
         raise
     finally:
         constants.HF_HUB_OFFLINE = saved
+
+
+def _cached(hub_id: str) -> bool:
+    """Some snapshot of the model is in the local Hugging Face cache."""
+    from pathlib import Path
+
+    from huggingface_hub import constants
+
+    snapshots = Path(constants.HF_HUB_CACHE) / f"models--{hub_id.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def check_model_access(label: str, hub_id: str | None, gated: bool) -> None:
+    """Before long work: the model's weights are cached, or the Hub will serve them to us.
+
+    One line for offline mode, an unreachable Hub, a missing repo, or a gated repo whose terms
+    are not accepted (or no token); nothing is downloaded.
+    """
+    if not hub_id or _cached(hub_id):
+        return
+    if offline():
+        raise hub_error(label, hub_id, gated, OSError("offline"))
+    why = unreachable()
+    if why:
+        raise hub_error(label, hub_id, gated, OSError("unreachable"), why)
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi(endpoint=endpoint()).auth_check(hub_id)
+    except Exception as exc:
+        if is_hub_error(exc):
+            raise hub_error(label, hub_id, gated, exc) from None
+        raise

@@ -2,7 +2,8 @@
 
 Serves dataset repos from local folders with the endpoints that huggingface_hub calls:
 ``/api/datasets/{repo}[/revision/{rev}]``, ``/api/datasets/{repo}/tree/{rev}[/{path}]`` and
-``HEAD``/``GET /datasets/{repo}/resolve/{rev}/{file}`` (with HTTP Range, 206).
+``HEAD``/``GET /datasets/{repo}/resolve/{rev}/{file}`` (with HTTP Range, 206); model repos
+(``/{repo}/resolve/{rev}/{file}``, ``/api/models/{repo}/auth-check``) share the same folders.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class FakeHub:
 _API = re.compile(r"^/api/datasets/([^/]+/[^/]+)(?:/revision/([^/]+))?/?$")
 _TREE = re.compile(r"^/api/datasets/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?$")
 _RESOLVE = re.compile(r"^/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+_MODEL_RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+_AUTH_CHECK = re.compile(r"^/api/models/([^/]+/[^/]+)/auth-check$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -146,6 +149,16 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             return self._json(entries)
         if m := _RESOLVE.match(path):
+            return self._resolve(m.group(1), m.group(3), rng, path)
+        if m := _AUTH_CHECK.match(path):
+            repo = m.group(1)
+            fake.record(Request(self.command, path, rng, 0))
+            if repo not in fake.repos:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            if repo in fake.gated:
+                return self._error(fake.gated[repo], "GatedRepo", "Access is restricted.")
+            return self._json({})
+        if not path.startswith(("/api/", "/datasets/")) and (m := _MODEL_RESOLVE.match(path)):
             return self._resolve(m.group(1), m.group(3), rng, path)
         fake.record(Request(self.command, path, rng, 0))
         self._error(404, "EntryNotFound", f"no route {path}")

@@ -197,3 +197,59 @@ def test_streaming_gated(hub_env: dict[str, str], fake_hub: FakeHub) -> None:
 def test_streaming_unknown_repo(hub_env: dict[str, str]) -> None:
     with pytest.raises(InputError, match="not found"):
         open_source(streaming=True, repo_id="owkin/nope")
+
+
+def _download_here(out: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    """``plismbench download`` in this process (the checks read the environment at call time)."""
+    import huggingface_hub.constants  # noqa: F401  (reads the environment once, at import)
+    from typer.testing import CliRunner
+
+    from plismbench.cli import app
+
+    args = ["download", "--download-dir", str(out), "--expect-tiles", str(N), *extra]
+    return CliRunner(env=env).invoke(app, args)
+
+
+def test_download_offline_or_unwritable_is_one_line(
+    hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    res = _download_here(tmp_path / "d", "--stainings", "GIV", env={"HF_HUB_OFFLINE": "1"})
+    assert res.exit_code == 2, res.output
+    assert "HF_HUB_OFFLINE is set" in res.output
+    (tmp_path / "file").write_text("x")
+    for bad in ("/proc/x", str(tmp_path / "file" / "sub")):
+        res = _download_here(Path(bad), "--stainings", "GIV")
+        assert res.exit_code == 2, res.output
+        assert "--download-dir" in res.output
+
+
+def test_download_unreachable_hub_is_one_line(
+    hub_env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = _download_here(
+        tmp_path / "d", "--stainings", "GIV", env={"HF_ENDPOINT": f"http://127.0.0.1:{port}"}
+    )
+    assert res.exit_code == 2, res.output
+    assert f"cannot reach the Hub at http://127.0.0.1:{port}" in res.output
+    assert "Retrying" not in caplog.text
+
+
+def test_download_of_complete_files_needs_no_network(
+    hub_env: dict[str, str], synth_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "d"
+    out.mkdir()
+    for name in ("GIV_AT2_to_GMH_S60.tif.h5", "GIV_S60_to_GMH_S60.tif.h5"):
+        shutil.copy(synth_dir / name, out / name)
+    res = _download_here(
+        out, "--stainings", "GIV", "--scanners", "AT2,S60", env={"HF_HUB_OFFLINE": "1"}
+    )
+    assert res.exit_code == 0, res.output
+    assert "2/2 h5 files verified" in res.output
