@@ -11,8 +11,11 @@ from pathlib import Path
 
 from plismbench.errors import InputError
 from plismbench.report import figures
+from plismbench.report.bundle import write_bundle
 from plismbench.report.html import Image, render
 from plismbench.report.inputs import ReportInputs, load_inputs
+from plismbench.report.intervals import TOP10_MEAN, model_intervals
+from plismbench.report.sections import extra_sections, is_demo
 from plismbench.utils.io import atomic_path
 
 #: Default file name, in ``<metrics-dir>/<n>_tiles/``.
@@ -22,7 +25,7 @@ __all__ = ["REPORT_FILE", "ReportInputs", "load_inputs", "report"]
 
 
 def files_dir(html: Path) -> Path:
-    """Folder of the PNGs beside ``html``: ``report.html`` -> ``report_files/``."""
+    """Folder of the figures beside ``html``: ``report.html`` -> ``report_files/``."""
     return html.with_name(f"{html.stem}_files")
 
 
@@ -40,9 +43,10 @@ def report(
 
     Reads ``<metrics_dir>/<n>_tiles/<model>/`` (``metrics.parquet``, ``results.csv``,
     ``run.json``, ``provenance.json``). Writes ``out`` (default
-    ``<metrics_dir>/<n>_tiles/report.html``), self-contained, and the same figures as
-    PNGs in ``<out stem>_files/`` beside it. Raises :class:`InputError` when there is
-    no finished evaluation.
+    ``<metrics_dir>/<n>_tiles/report.html``), self-contained, the same figures as PNG,
+    SVG and PDF (300 dpi) in ``<out stem>_files/`` beside it, and each model's
+    ``results.json`` bundle. Raises :class:`InputError` when there is no finished
+    evaluation.
     """
     inputs = load_inputs(metrics_dir, n_tiles)
     html_path = Path(out) if out is not None else inputs.base / REPORT_FILE
@@ -54,22 +58,34 @@ def report(
     names = [m.name for m in inputs.models]
     colours = figures.model_colours(names)
     images: list[Image] = []
+    exports: dict[str, bytes] = {}
 
     def keep(fig: figures.Figure | None, name: str, alt: str, caption: str) -> Image | None:
         if fig is None:
             return None
         image = Image(name, figures.png_bytes(fig), alt, caption)
         images.append(image)
+        stem = name.removesuffix(".png")
+        for fmt in ("svg", "pdf"):
+            exports[f"{stem}.{fmt}"] = figures.export_bytes(fig, fmt)
         return image
 
+    intervals = {m.name: model_intervals(m) for m in inputs.models}
+    for m in inputs.models:
+        write_bundle(m, intervals[m.name])
+    errors = {
+        name: (iv.get("cosine_similarity_all"), iv.get(TOP10_MEAN))
+        for name, iv in intervals.items()
+    }
     params = {m.name: m.params_m for m in inputs.models}
     scatter = keep(
-        figures.scatter_figure(inputs.board, params, colours),
+        figures.scatter_figure(inputs.board, params, colours, errors),
         "scatter_cosine_top10.png",
         "Scatter of median cosine similarity against top-10 accuracy, one marker per model",
         "Each marker is a model (#rank, name, parameters): right is higher cosine similarity "
         "over all slide pairs, up is higher top-10 accuracy across scanners and stainings. "
-        "Marker area grows with the parameter count; hollow markers have no known count.",
+        "Error bars: 95% intervals (bootstrap over stainings and scanners). Marker area grows "
+        "with the parameter count; hollow markers have no known count.",
     )
     assert scatter is not None
     metrics = _metric_order(inputs)
@@ -88,18 +104,25 @@ def report(
         is not None
     ]
     heatmaps: dict[str, tuple[Image | None, Image | None]] = {}
+    ranges = {
+        by: figures.cosine_range(
+            [figures.condition_matrix(m.metrics, "cosine_similarity", by)[1]
+             for m in inputs.models if "cosine_similarity" in m.metrics.columns]
+        )
+        for by in ("scanner", "staining")
+    }  # fmt: skip
     for i, run in enumerate(inputs.models, start=1):
         stem = f"model{i:02d}_{_safe(run.name)}"
         heatmaps[run.name] = (
             keep(
-                figures.condition_heatmaps(run, "scanner"),
+                figures.condition_heatmaps(run, "scanner", ranges["scanner"]),
                 f"{stem}_scanners.png",
                 f"{run.name}: scanner by scanner heatmaps of median top-10 accuracy and cosine",
                 f"{run.name}: each cell compares two scanners on slides of the same staining "
                 "(median over stainings).",
             ),
             keep(
-                figures.condition_heatmaps(run, "staining"),
+                figures.condition_heatmaps(run, "staining", ranges["staining"]),
                 f"{stem}_stainings.png",
                 f"{run.name}: staining by staining heatmaps of median top-10 accuracy and cosine",
                 f"{run.name}: each cell compares two stainings on slides from the same scanner "
@@ -111,11 +134,18 @@ def report(
     folder.mkdir(parents=True, exist_ok=True)
     for image in images:
         _write(folder / image.name, image.png)
-    current = {image.name for image in images}
-    for stale in folder.glob("*.png"):
-        if stale.name not in current:
-            stale.unlink(missing_ok=True)
-    _write(html_path, render(inputs, scatter, distributions, heatmaps).encode("utf-8"))
+    for name, data in exports.items():
+        _write(folder / name, data)
+    current = {image.name for image in images} | set(exports)
+    for pattern in ("*.png", "*.svg", "*.pdf"):
+        for stale in folder.glob(pattern):
+            if stale.name not in current:
+                stale.unlink(missing_ok=True)
+    page = render(
+        inputs, scatter, distributions, heatmaps,
+        demo=is_demo(inputs), sections=extra_sections(inputs),
+    )  # fmt: skip
+    _write(html_path, page.encode("utf-8"))
     return html_path
 
 

@@ -62,7 +62,34 @@ def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes (``figsize x DPI`` pixels, no timestamp metadata)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig._plism_drawn = True  # type: ignore[attr-defined]
     return buf.getvalue()
+
+
+#: Resolution of the PDF (and of any raster inside the SVG): print quality.
+PRINT_DPI = 300
+
+
+def export_bytes(fig: Figure, fmt: str) -> bytes:
+    """The figure as ``svg`` or ``pdf`` bytes at :data:`PRINT_DPI` (no date metadata)."""
+    buf = io.BytesIO()
+    if fig.get_layout_engine() is not None and getattr(fig, "_plism_drawn", False):
+        fig.set_layout_engine("none")  # laid out by the PNG: keep it, skip the solver
+    metadata: dict[str, None] = {"Date": None} if fmt == "svg" else {"CreationDate": None}
+    fig.savefig(buf, format=fmt, dpi=PRINT_DPI, metadata=metadata)
+    return buf.getvalue()
+
+
+def cosine_range(matrices: Sequence[np.ndarray]) -> tuple[float, float]:
+    """One colour range for the cosine heatmaps of every model (at least 0.001 wide)."""
+    finite = [m[np.isfinite(m)] for m in matrices]
+    values = np.concatenate(finite) if finite else np.array([])
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-3:
+        lo, hi = lo - 5e-4, hi + 5e-4
+    return lo, hi
 
 
 def _ordered(present: Sequence[str], canonical: Sequence[str]) -> list[str]:
@@ -111,6 +138,7 @@ def _heatmap(
     vmin: float,
     vmax: float,
     cmap: str,
+    decimals: int = 2,
 ) -> None:
     from matplotlib import colormaps
 
@@ -132,7 +160,7 @@ def _heatmap(
     ax.tick_params(which="minor", length=0)
     for side in ax.spines.values():
         side.set_color("#bbbbbb")
-    size = 9 if len(labels) <= 7 else 8
+    size = 9 if len(labels) <= 7 else (8 if decimals <= 2 else 7.5)
     span = vmax - vmin or 1.0
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -142,7 +170,7 @@ def _heatmap(
                 ax.text(
                     j,
                     i,
-                    f"{value:.2f}",
+                    f"{value:.{decimals}f}",
                     ha="center",
                     va="center",
                     fontsize=size,
@@ -151,11 +179,15 @@ def _heatmap(
     fig.colorbar(image, ax=ax, shrink=0.85, label=colour_label)
 
 
-def condition_heatmaps(run: ModelRun, by: str) -> Figure | None:
+def condition_heatmaps(
+    run: ModelRun, by: str, cos_range: tuple[float, float] | None = None
+) -> Figure | None:
     """Side by side, median top-10 accuracy and median cosine per pair of ``by`` values.
 
     ``by="scanner"``: scanner x scanner on same-staining pairs; ``by="staining"``:
     staining x staining on same-scanner pairs. None when fewer than two values exist.
+    ``cos_range``: the cosine colour range shared by all models (default: this model's);
+    cells show 3 decimals when the range is narrower than 0.3.
     """
     top = f"top_{K}_accuracy"
     labels, top_m, n_other = condition_matrix(run.metrics, top, by)
@@ -164,7 +196,7 @@ def condition_heatmaps(run: ModelRun, by: str) -> Figure | None:
     _, cos_m, _ = condition_matrix(run.metrics, "cosine_similarity", by)
     other = "staining" if by == "scanner" else "scanner"
     side = len(labels)
-    cell = 0.52 if side <= 7 else 0.5
+    cell = 0.56 if side <= 7 else 0.62
     height = max(4.2, side * cell + 1.6)
     fig = Figure(figsize=(2 * side * cell + 4.4, height), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
@@ -179,21 +211,23 @@ def condition_heatmaps(run: ModelRun, by: str) -> Figure | None:
         vmax=1.0,
         cmap="viridis",
     )
-    finite = cos_m[np.isfinite(cos_m)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if hi - lo < 1e-3:
-        lo, hi = lo - 5e-4, hi + 5e-4
+    lo, hi = cos_range if cos_range is not None else cosine_range([cos_m])
     _heatmap(
         axes[1],
         fig,
         labels,
         cos_m,
         title="Median cosine similarity",
-        colour_label="cosine similarity (this model's range)",
+        colour_label="cosine similarity (" + (
+            "this model's range)" if cos_range is None else "same scale for every model)"
+        ),
         vmin=lo,
         vmax=hi,
         cmap="cividis",
+        decimals=3 if hi - lo < 0.3 else 2,
     )
+    for ax in axes:
+        ax.tick_params(labelsize=10)
     for ax in axes:
         ax.set_xlabel(by.capitalize())
         ax.set_ylabel(by.capitalize())
@@ -215,12 +249,16 @@ def _marker_area(params_m: float | None, largest: float | None) -> float:
 
 
 def scatter_figure(
-    board: pl.DataFrame, params_m: dict[str, float | None], colours: dict[str, RGBA]
+    board: pl.DataFrame,
+    params_m: dict[str, float | None],
+    colours: dict[str, RGBA],
+    errors: dict[str, tuple[tuple[float, float], tuple[float, float]]] | None = None,
 ) -> Figure:
     """Median cosine (all pairs) against top-10 accuracy, one marker per model.
 
     The y value is the mean of the three cross-condition top-10 medians of the
     leaderboard; marker area grows with the parameter count (hollow when unknown).
+    ``errors``: per model, the 95% intervals of x and y, drawn as error bars.
     """
     fig = Figure(figsize=(10, 7), dpi=DPI, layout="constrained")
     ax = fig.subplots()
@@ -245,6 +283,15 @@ def scatter_figure(
             alpha=0.85,
             zorder=3,
         )
+        bars = (errors or {}).get(name)
+        if bars is not None and all(np.isfinite(v) for pair in bars for v in pair):
+            (x_lo, x_hi), (y_lo, y_hi) = bars
+            ax.errorbar(
+                [x], [y],
+                xerr=[[max(0.0, x - x_lo)], [max(0.0, x_hi - x)]],
+                yerr=[[max(0.0, y - y_lo)], [max(0.0, y_hi - y)]],
+                fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, alpha=0.9, zorder=2,
+            )  # fmt: skip
         size = param_text(p)
         ax.annotate(
             f"#{row['rank']} {name} ({size})",

@@ -39,6 +39,12 @@ figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
 .grid{display:flex;flex-wrap:wrap;gap:0 16px;align-items:flex-start}
 .grid figure{max-width:100%;box-sizing:border-box}
 .pair{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
+.scroll{overflow-x:auto;max-width:100%}
+#leaderboard{font-size:13px}#leaderboard th,#leaderboard td{padding:4px 7px}
+#leaderboard td.ci{white-space:nowrap}#leaderboard td.l:last-child{max-width:230px}
+tr.off td{color:#6e7781}
+.demo{background:#fff4ce;border:1px solid #d4a72c;border-radius:6px;padding:10px 16px;
+margin-top:12px;font-size:15px}
 """
 
 
@@ -77,34 +83,67 @@ def _params(params_m: float | None) -> str:
     return param_text(params_m).replace("parameters unknown", "unknown")
 
 
+def _cell(value: Any, ci: tuple[float, float] | None = None, best: bool = False) -> str:
+    """3 decimals (and the interval), the full-precision value in the tooltip."""
+    if not isinstance(value, float) or not np.isfinite(value):
+        return '<td class="mono">n/a</td>'
+    shown = f"{value:.3f}"
+    if ci is not None and all(np.isfinite(v) for v in ci):
+        shown += f' <span class="note">[{ci[0]:.3f}, {ci[1]:.3f}]</span>'
+    cls = "mono ci best" if best else "mono ci"
+    return f'<td class="{cls}" title="{value!r}">{shown}</td>'
+
+
+#: Leaderboard columns of the report: (column, header).
+BOARD_COLUMNS = (
+    ("cosine_similarity_all", "Cosine<br>(all pairs)"),
+    ("top_10_cross_scanner", "Top-10<br>cross-scanner"),
+    ("top_10_cross_staining", "Top-10<br>cross-staining"),
+    ("top_10_cross_scanner_cross_staining", "Top-10<br>cross-both"),
+    ("leaderboard_metric", "Score [95% CI]"),
+)
+
+
 def leaderboard_table(inputs: ReportInputs) -> str:
-    """The leaderboard at full precision; the best value of each column in bold."""
+    """The leaderboard at 3 decimals with the score's interval; the best ranked value in bold.
+
+    Each value's full precision is in its tooltip (and in ``leaderboard.csv``).
+    """
     board = inputs.board
     params = {m.name: m.params_m for m in inputs.models}
-    cols = [
-        ("cosine_similarity_all", "Median cosine<br>(all pairs)"),
-        ("top_10_cross_scanner", "Median top-10<br>cross-scanner"),
-        ("top_10_cross_staining", "Median top-10<br>cross-staining"),
-        ("top_10_cross_scanner_cross_staining", "Median top-10<br>cross-scanner, cross-staining"),
-        ("leaderboard_metric", "Leaderboard metric<br>(mean of the four)"),
-    ]
-    best = {c: np.nanmax(board[c].to_numpy()) if board.height else None for c, _ in cols}
-    head = "".join(f"<th>{label}</th>" for _, label in cols)
+    ranked = board.filter(board["status"] == "ranked") if "status" in board.columns else board
+    best = {
+        c: np.nanmax(ranked[c].to_numpy()) if ranked.height and np.isfinite(
+            ranked[c].to_numpy()).any() else None
+        for c, _ in BOARD_COLUMNS
+    }  # fmt: skip
+    head = "".join(f"<th>{label}</th>" for _, label in BOARD_COLUMNS)
     rows = []
     for row in board.iter_rows(named=True):
+        status = row.get("status", "ranked")
         cells = [
             f"<td>{row['rank']}</td>",
             f'<td class="l">{escape(row["model"])}</td>',
             f"<td>{_params(params.get(row['model']))}</td>",
         ]
-        for c, _ in cols:
+        for c, _ in BOARD_COLUMNS:
+            ci: tuple[float, float] | None = None
+            lo, hi = row.get(f"{c}_ci_low"), row.get(f"{c}_ci_high")
+            if lo is not None and hi is not None:
+                ci = (float(lo), float(hi))  # the score's; components' are in results.json
             v = row[c]
-            cls = ' class="mono best"' if v is not None and v == best[c] else ' class="mono"'
-            cells.append(f"<td{cls}>{_full(v)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+            cells.append(_cell(v, ci, status == "ranked" and v is not None and v == best[c]))
+        group = row.get("group")
+        cells.append(f"<td>{'' if group is None else group}</td>")
+        note = row.get("note") or ""
+        label = escape(status) + (f'<br><span class="note">{escape(note)}</span>' if note else "")
+        cells.append(f'<td class="l">{label}</td>')
+        cls = "" if status == "ranked" else ' class="off"'
+        rows.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     return (
-        '<table id="leaderboard"><thead><tr><th>Rank</th><th class="l">Model</th>'
-        f"<th>Parameters</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '<div class="scroll"><table id="leaderboard"><thead><tr><th>#</th>'
+        f'<th class="l">Model</th><th>Params</th>{head}<th>Group</th>'
+        f'<th class="l">Status</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
 
 
@@ -121,9 +160,23 @@ def _flatten(meta: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+#: Fields that differ between slides without saying anything about the features.
+NOISE = ("created",)
+
+
+def _quiet(meta: dict[str, str]) -> dict[str, str]:
+    """Drop noise: creation times, and the mean/std of models that do not normalise."""
+    raw = meta.get("normalise", "").lower() in ("false", "0", "none", "")
+    return {
+        k: v for k, v in meta.items()
+        if k not in NOISE and not (raw and "normalise" in meta and k in ("mean", "std"))
+    }  # fmt: skip
+
+
 def provenance_table(run: ModelRun) -> str:
     """What produced a model's features: one row per ``meta.json`` field, collapsed."""
     meta = {s: _flatten(m) for s, m in run.provenance.items() if isinstance(m, dict)}
+    meta = {s: _quiet(m) for s, m in meta.items()}
     n_slides = int(run.run.get("n_slides", 0)) or len(meta)
     if not meta:
         return (
@@ -182,13 +235,25 @@ def run_table(run: ModelRun) -> str:
     )
 
 
+DEMO_BANNER = (
+    '<p class="demo"><strong>Demo data.</strong> These results come from the offline demo: '
+    "a synthetic PLISM made from one CC0 H&amp;E crop, weight-free colour-histogram "
+    "baselines and a ViT-Tiny with random weights. They show what the report looks like "
+    "and that a random network can score high; they say nothing about real models. "
+    "The real benchmark: <code>uv run plismbench run --model h0-mini --device cuda</code>.</p>"
+)
+
+
 def render(
     inputs: ReportInputs,
     scatter: Image,
     distributions: Sequence[Image],
     heatmaps: dict[str, tuple[Image | None, Image | None]],
+    *,
+    demo: bool = False,
+    sections: Sequence[tuple[str, str, str]] = (),
 ) -> str:
-    """The whole page."""
+    """The whole page; ``sections`` (id, title, html) follow the leaderboard."""
     models = inputs.models
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -202,16 +267,29 @@ def render(
         f"{'s' if len(models) != 1 else ''}, {inputs.n_tiles} tiles per slide. "
         f"Generated {now} by plismbench {__version__} from "
         f"<code>{escape(str(inputs.base))}</code>.</p></header><main>",
-        '<nav><a href="#leaderboard-section">Leaderboard</a><a href="#scatter">Cosine vs top-10</a>'
+        *([DEMO_BANNER] if demo else []),
+        '<nav><a href="#leaderboard-section">Leaderboard</a>'
+        + "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title, _ in sections)
+        + '<a href="#scatter">Cosine vs top-10</a>'
         '<a href="#distributions">Distributions</a><a href="#heatmaps">Heatmaps</a>'
         '<a href="#provenance">Provenance</a></nav>',
         '<section id="leaderboard-section"><h2>Leaderboard</h2>',
         '<p class="note">The reference leaderboard metric is the mean of four medians over '
         "slide pairs: cosine similarity over all pairs, and top-10 accuracy over cross-scanner, "
         "cross-staining and cross-scanner, cross-staining pairs. Higher is more robust. Values "
-        "at full precision; the best of each column in bold.</p>",
+        "at 3 decimals (full precision in the tooltip and in leaderboard.csv); the score's 95% "
+        "interval comes from a bootstrap over stainings and scanners. Models in the same group "
+        "are not significantly different from the group's first model (Holm, alpha 0.05). "
+        "The best ranked value of each column is in bold; incomplete models and models "
+        "evaluated on other slides, tiles or top-k lists are listed after, greyed, with the "
+        "reason.</p>",
         leaderboard_table(inputs),
         "</section>",
+        *(
+            html if html.lstrip().startswith("<section") else
+            f'<section id="{sid}"><h2>{escape(title)}</h2>{html}</section>'
+            for sid, title, html in sections
+        ),
         '<section id="scatter"><h2>Cosine similarity vs top-10 accuracy</h2>',
         _figure(scatter, ""),
         "</section>",

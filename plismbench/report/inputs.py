@@ -11,9 +11,11 @@ from typing import Any
 import polars as pl
 
 from plismbench.errors import InputError
-from plismbench.evaluate.engine import PROVENANCE_FILE, RUN_FILE
 from plismbench.evaluate.leaderboard import leaderboard, resolve_n_tiles
 
+#: Files of an evaluation folder (as ``plismbench evaluate`` names them).
+RUN_FILE = "run.json"
+PROVENANCE_FILE = "provenance.json"
 #: Keys of a ``meta.json`` that may hold a parameter count (in millions for ``params_m``).
 _PARAM_KEYS_M = ("params_m", "parameters_m")
 _PARAM_KEYS = ("n_params", "num_params", "parameters")
