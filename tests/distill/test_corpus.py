@@ -89,6 +89,16 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             ds[i] = np.frombuffer(data, np.uint8)
         f.create_dataset("labels", data=np.arange(N))
     specs["h5-encoded"] = str(root / "enc.h5")
+    with h5py.File(root / "opaque.h5", "w") as f:  # no "image": every tile dataset, by path
+        f.create_dataset("names", data=[f"t{i}".encode() for i in range(N)])
+        f.create_dataset("slide", data=np.array([f"s{i}" for i in range(N)], dtype=object),
+                         dtype=h5py.string_dtype())  # fmt: skip
+        longest = max(len(d) for d in pngs)
+        blobs = np.zeros(N, dtype=f"V{longest}")  # PNG ignores the zero padding after IEND
+        for i, data in enumerate(pngs):
+            blobs[i] = np.void(data.ljust(longest, b"\0"))
+        f.create_dataset("x/blobs", data=blobs)
+    specs["h5-opaque"] = str(root / "opaque.h5")
     with h5py.File(root / "arr.h5", "w") as f:
         same = np.stack([t[:16] for t in tiles])
         f.create_dataset("a", data=same[:5])
@@ -98,7 +108,8 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["folder", "parquet", "parquet-glob", "tar", "h5", "h5-encoded", "h5-array"]
+    "kind",
+    ["folder", "parquet", "parquet-glob", "tar", "h5", "h5-encoded", "h5-opaque", "h5-array"],
 )
 def test_every_format_yields_the_same_tiles(corpora: dict[str, str], kind: str) -> None:
     expected = _tiles()

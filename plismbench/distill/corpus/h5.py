@@ -39,9 +39,16 @@ def _kind(ds: Any) -> int | None:
         return _ARRAY
     if dtype == np.uint8 and len(shape) == 3 and shape[2] == 3:
         return _SINGLE
-    if len(shape) == 1 and (dtype.kind in "OSV" or ds.id.get_type().get_class() == 9):
-        return _ENCODED  # variable-length bytes/uint8 (class 9 = VLEN), opaque or fixed bytes
-    return None
+    if len(shape) != 1:
+        return None
+    import h5py
+
+    base = h5py.check_vlen_dtype(dtype)
+    if isinstance(base, np.dtype) and base.kind in "iu" and base.itemsize == 1:
+        return _ENCODED  # variable-length uint8 / int8: encoded image bytes
+    if dtype.kind == "V" and not dtype.names:
+        return _ENCODED  # opaque blobs
+    return None  # strings (names, labels), numbers
 
 
 class H5Corpus(TileCorpus):
