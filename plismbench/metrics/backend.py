@@ -30,6 +30,8 @@ GEMM_ROWS = 512
 CUDA_GEMM_ROWS = 4096
 #: Rows compared at once inside a CPU block (keeps them in cache).
 SUB_ROWS = 64
+#: Above this many (value, threshold) comparisons per block, intra counts use a sort.
+SPARSE_LIMIT = 1 << 24
 
 
 def count_at_thresholds(sims: Any, thresholds: Any) -> Any:
@@ -63,6 +65,55 @@ class CrossScan:
     rows_lo: np.ndarray
     cols_hi: np.ndarray
     cols_lo: np.ndarray
+
+
+Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _joined(found: Found) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    i, part, j = (np.concatenate(a).astype(np.int64) for a in zip(*found, strict=True))
+    return i, part, j
+
+
+def _torch_block(block: Any, r0: int, lo: np.ndarray, hi: np.ndarray, found: Found) -> np.ndarray:
+    """Counts ``>= hi`` of an intra block (rows r0.., any density) and its band members."""
+    import torch
+
+    m = lo.shape[1]
+    rows = torch.arange(block.shape[0], device=block.device)
+    block[rows, rows + r0] = -torch.inf
+    thr = torch.from_numpy(np.ascontiguousarray(np.concatenate([hi, lo], 1)))
+    counts = count_at_thresholds(block, thr.to(block.device)).cpu().numpy()
+    r_band, l_band = np.nonzero(counts[:, m:] > counts[:, :m])
+    for r in np.unique(r_band):
+        ls = l_band[r_band == r]
+        row = block[r].cpu().numpy()
+        hit = (row[None, :] >= lo[r, ls, None]) & (row[None, :] < hi[r, ls, None])
+        li, j = np.nonzero(hit)
+        found.append((np.full(len(j), r0 + r), ls[li], j))
+    return counts[:, :m].astype(np.int64)
+
+
+def _sparse_block(s: np.ndarray, r0: int, lo: np.ndarray, hi: np.ndarray,
+                  found: Found) -> np.ndarray | None:  # fmt: skip
+    """The same from the few similarities above each row's lowest threshold; None when
+    they are too many (then :func:`_torch_block`)."""
+    r, j = np.nonzero(s >= lo.min(axis=1)[:, None])
+    m = lo.shape[1]
+    if len(r) * m > SPARSE_LIMIT:
+        return None
+    v = s[r, j][:, None]
+    ge_hi, ge_lo = v >= hi[r], v >= lo[r]
+    bounds = np.searchsorted(r, np.arange(s.shape[0] + 1))
+    cum = np.zeros((len(r) + 1, m), dtype=np.int64)
+    np.cumsum(ge_hi, axis=0, out=cum[1:])
+    k, part = np.nonzero(ge_lo & ~ge_hi)
+    if len(k):
+        found.append((r[k] + r0, part, j[k]))
+    return cum[bounds[1:]] - cum[bounds[:-1]]
 
 
 class Backend:
@@ -115,31 +166,14 @@ class Backend:
         members ``(i, l, j)`` with ``lo[i, l] <= x_i . x_j < hi[i, l]``. Only
         ``block_rows`` rows of ``x @ x.T`` exist at any time.
         """
-        import torch
-
         n, m = lo.shape
         out = np.empty((n, m), dtype=np.int64)
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for r0 in range(0, n, self.block_rows):
             r1 = min(r0 + self.block_rows, n)
             block = self.to_torch(self.gram(x[r0:r1], x))
-            rows = torch.arange(r1 - r0, device=block.device)
-            block[rows, rows + r0] = -torch.inf
-            thr = torch.from_numpy(np.ascontiguousarray(np.concatenate([hi[r0:r1], lo[r0:r1]], 1)))
-            counts = count_at_thresholds(block, thr.to(block.device)).cpu().numpy()
-            out[r0:r1] = counts[:, :m]
-            r_band, l_band = np.nonzero(counts[:, m:] > counts[:, :m])
-            for r in np.unique(r_band):
-                ls = l_band[r_band == r]
-                row = block[r].cpu().numpy()
-                hit = (row[None, :] >= lo[r0 + r, ls, None]) & (row[None, :] < hi[r0 + r, ls, None])
-                li, j = np.nonzero(hit)
-                found.append((np.full(len(j), r0 + r), ls[li], j))
-        if not found:
-            empty = np.zeros(0, dtype=np.int64)
-            return out, (empty, empty, empty)
-        i_all, l_all, j_all = (np.concatenate(a).astype(np.int64) for a in zip(*found, strict=True))
-        return out, (i_all, l_all, j_all)
+            out[r0:r1] = _torch_block(block, r0, lo[r0:r1], hi[r0:r1], found)
+        return out, _joined(found)
 
     @contextlib.contextmanager
     def threads(self, n: int | None) -> Iterator[None]:
@@ -197,6 +231,28 @@ class NumpyBackend(Backend):
 
         self._run(block, -(-x.shape[0] // rows))
         return out
+
+    def intra_scan(
+        self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        n = lo.shape[0]
+        out = np.empty(lo.shape, dtype=np.int64)
+        rows = self.gemm_rows
+        found: list[Found] = [[] for _ in range(-(-n // rows))]
+        xt = x.T
+
+        def block(b: int) -> None:
+            r0 = b * rows
+            r1 = min(r0 + rows, n)
+            s = np.matmul(x[r0:r1], xt)
+            s[np.arange(r1 - r0), np.arange(r0, r1)] = -np.inf  # the query, by index
+            counts = _sparse_block(s, r0, lo[r0:r1], hi[r0:r1], found[b])
+            if counts is None:
+                counts = _torch_block(self.to_torch(s), r0, lo[r0:r1], hi[r0:r1], found[b])
+            out[r0:r1] = counts
+
+        self._run(block, len(found))
+        return out, _joined([f for part in found for f in part])
 
     def row_dots(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", x, y, dtype=np.float64)

@@ -136,3 +136,16 @@ def test_decision_on_wide_mantissas_and_proportional_rows() -> None:
             >= _key(list(map(Fraction, qi)), list(map(Fraction, mi)))
             for qi, ti, mi in zip(q.tolist(), t2.tolist(), m.tolist(), strict=True)]  # fmt: skip
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("limit", [0, 1 << 24])
+def test_dense_and_sparse_intra_counting_agree(monkeypatch, limit: int) -> None:
+    from plismbench.metrics import backend as backend_module
+
+    monkeypatch.setattr(backend_module, "SPARSE_LIMIT", limit)  # 0: always the dense path
+    rng = np.random.default_rng(11)
+    a = rng.integers(-2, 3, size=(40, 3)).astype(np.float64)
+    a[~a.any(axis=1), 0] = 1
+    b = a + rng.integers(-1, 2, size=a.shape)
+    b[~b.any(axis=1), 1] = 1
+    _check(a, b, "cpu")
