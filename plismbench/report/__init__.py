@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from plismbench.errors import InputError
@@ -38,6 +39,7 @@ def report(
     *,
     n_tiles: int | None = None,
     out: str | os.PathLike[str] | None = None,
+    formats: Sequence[str] = ("svg", "pdf"),
 ) -> Path:
     """Write the HTML report of every finished evaluation and return its path.
 
@@ -46,7 +48,7 @@ def report(
     ``<metrics_dir>/<n>_tiles/report.html``), self-contained, the same figures as PNG,
     SVG and PDF (300 dpi) in ``<out stem>_files/`` beside it, and each model's
     ``results.json`` bundle. Raises :class:`InputError` when there is no finished
-    evaluation.
+    evaluation. ``formats``: the extra figure files (``()`` for PNG only, faster).
     """
     inputs = load_inputs(metrics_dir, n_tiles)
     html_path = Path(out) if out is not None else inputs.base / REPORT_FILE
@@ -66,7 +68,7 @@ def report(
         image = Image(name, figures.png_bytes(fig), alt, caption)
         images.append(image)
         stem = name.removesuffix(".png")
-        for fmt in ("svg", "pdf"):
+        for fmt in formats:
             exports[f"{stem}.{fmt}"] = figures.export_bytes(fig, fmt)
         return image
 

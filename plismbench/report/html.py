@@ -40,8 +40,9 @@ figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
 .grid figure{max-width:100%;box-sizing:border-box}
 .pair{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 .scroll{overflow-x:auto;max-width:100%}
-#leaderboard{font-size:13px}#leaderboard th,#leaderboard td{padding:4px 7px}
-#leaderboard td.ci{white-space:nowrap}#leaderboard td.l:last-child{max-width:230px}
+#leaderboard{font-size:13px}#leaderboard th,#leaderboard td{padding:4px 6px}
+#leaderboard td.l:last-child{max-width:170px}#leaderboard td.l:nth-child(2){max-width:200px;
+overflow-wrap:anywhere}
 tr.off td{color:#6e7781}
 .demo{background:#fff4ce;border:1px solid #d4a72c;border-radius:6px;padding:10px 16px;
 margin-top:12px;font-size:15px}
@@ -89,18 +90,18 @@ def _cell(value: Any, ci: tuple[float, float] | None = None, best: bool = False)
         return '<td class="mono">n/a</td>'
     shown = f"{value:.3f}"
     if ci is not None and all(np.isfinite(v) for v in ci):
-        shown += f' <span class="note">[{ci[0]:.3f}, {ci[1]:.3f}]</span>'
-    cls = "mono ci best" if best else "mono ci"
+        shown += f'<br><span class="note">[{ci[0]:.3f}, {ci[1]:.3f}]</span>'
+    cls = "mono best" if best else "mono"
     return f'<td class="{cls}" title="{value!r}">{shown}</td>'
 
 
 #: Leaderboard columns of the report: (column, header).
 BOARD_COLUMNS = (
-    ("cosine_similarity_all", "Cosine<br>(all pairs)"),
-    ("top_10_cross_scanner", "Top-10<br>cross-scanner"),
-    ("top_10_cross_staining", "Top-10<br>cross-staining"),
-    ("top_10_cross_scanner_cross_staining", "Top-10<br>cross-both"),
-    ("leaderboard_metric", "Score [95% CI]"),
+    ("cosine_similarity_all", "Cosine<br>all"),
+    ("top_10_cross_scanner", "Top-10<br>scanner"),
+    ("top_10_cross_staining", "Top-10<br>staining"),
+    ("top_10_cross_scanner_cross_staining", "Top-10<br>both"),
+    ("leaderboard_metric", "Score<br>[95% CI]"),
 )
 
 
@@ -274,9 +275,11 @@ def render(
         '<a href="#distributions">Distributions</a><a href="#heatmaps">Heatmaps</a>'
         '<a href="#provenance">Provenance</a></nav>',
         '<section id="leaderboard-section"><h2>Leaderboard</h2>',
-        '<p class="note">The reference leaderboard metric is the mean of four medians over '
-        "slide pairs: cosine similarity over all pairs, and top-10 accuracy over cross-scanner, "
-        "cross-staining and cross-scanner, cross-staining pairs. Higher is more robust. Values "
+        '<p class="note">The reference leaderboard metric (Score) is the mean of four medians '
+        "over slide pairs: cosine similarity over all pairs (Cosine all), and top-10 accuracy "
+        "over cross-scanner pairs of the same staining (Top-10 scanner), cross-staining pairs "
+        "from the same scanner (Top-10 staining) and pairs that differ in both (Top-10 both). "
+        "Higher is more robust. Values "
         "at 3 decimals (full precision in the tooltip and in leaderboard.csv); the score's 95% "
         "interval comes from a bootstrap over stainings and scanners. Models in the same group "
         "are not significantly different from the group's first model (Holm, alpha 0.05). "

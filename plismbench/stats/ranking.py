@@ -53,7 +53,13 @@ class Entry:
 
     @property
     def complete(self) -> bool:
+        """Every pair type and k=10 present, and a finite score."""
         return not self.reasons
+
+    @property
+    def partial(self) -> bool:
+        """``run.json`` says ``complete: false``: a PLISM store missing slides."""
+        return self.run.get("complete") is False
 
     @property
     def score(self) -> float:
@@ -83,8 +89,6 @@ def load_entry(folder: Path) -> Entry:
     if not isinstance(slides, list) and metrics is not None and "slide_a" in metrics.columns:
         slides = metrics["slide_a"].to_list() + metrics["slide_b"].to_list()
     entry = Entry(folder.name, folder, run, metrics, components, frozenset(slides or ()))
-    if run.get("complete") is False:
-        entry.reasons.append("run.json says complete: false")
     if 10 not in [int(k) for k in run.get("top_k", [])]:
         entry.reasons.append("evaluated without k=10")
     present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
@@ -110,7 +114,12 @@ def _main_cohort(entries: list[Entry]) -> tuple[Any, ...]:
         cohorts.setdefault(e.cohort(), []).append(e)
     return max(
         cohorts,
-        key=lambda k: (sum(e.complete for e in cohorts[k]), len(k[0]), len(cohorts[k])),
+        key=lambda k: (
+            sum(e.complete and not e.partial for e in cohorts[k]),
+            sum(e.complete for e in cohorts[k]),
+            len(k[0]),
+            len(cohorts[k]),
+        ),
     )
 
 
@@ -145,7 +154,12 @@ def order_entries(
     keys = [main, *sorted((k for k in cohorts if k != main), key=lambda k: (-len(k[0]), str(k)))]
     ordered: list[Entry] = []
     for key in keys:
-        members = sorted(cohorts[key], key=_sort_key)
+        members = cohorts[key]
+        if not all(e.partial for e in members):  # a partial run among full ones: demoted
+            for e in members:
+                if e.partial:
+                    e.reasons.append("run.json says complete: false")
+        members = sorted(members, key=_sort_key)
         for e in members:
             if key != main:
                 e.status, e.note = "separate", _why_separate(e, main)
@@ -153,6 +167,8 @@ def order_entries(
                     e.note += "; incomplete: " + "; ".join(e.reasons)
             elif not e.complete:
                 e.status, e.note = "incomplete", "; ".join(e.reasons)
+            elif e.partial:
+                e.note = f"partial PLISM store: {e.n_slides} of 91 slides (--allow-missing)"
         if n_boot > 0:
             _intervals([e for e in members if e.complete], n_boot, seed)
         if key == main:

@@ -56,22 +56,29 @@ def results_ci(
     return pl.DataFrame(rows)
 
 
+def component_replicates(
+    metrics: pl.DataFrame, boot: Bootstrap
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The four leaderboard medians and their replicate vectors (NaN when missing)."""
+    observed: dict[str, float] = {}
+    reps: dict[str, np.ndarray] = {}
+    for ptype, metric in LEADERBOARD_COMPONENTS:
+        label = component_label(ptype, metric)
+        if metric not in metrics.columns:
+            observed[label], reps[label] = float("nan"), np.full(len(boot.weights), np.nan)
+            continue
+        values = metrics[metric].to_numpy().astype(np.float64)
+        sub = values[boot.design.mask(ptype) & np.isfinite(values)]
+        observed[label] = float(np.median(sub)) if sub.size else float("nan")
+        reps[label] = boot.median(values, ptype)
+    return observed, reps
+
+
 def score_replicates(metrics: pl.DataFrame, boot: Bootstrap) -> tuple[dict[str, float], np.ndarray]:
     """The four leaderboard medians and their mean, and the replicate vector of the mean.
 
     A missing pair type or metric gives NaN for its component, the score and the replicates.
     """
-    observed: dict[str, float] = {}
-    reps = np.zeros(len(boot.weights))
-    for ptype, metric in LEADERBOARD_COMPONENTS:
-        label = component_label(ptype, metric)
-        if metric not in metrics.columns:
-            observed[label] = float("nan")
-            reps[:] = np.nan
-            continue
-        values = metrics[metric].to_numpy().astype(np.float64)
-        sub = values[boot.design.mask(ptype) & np.isfinite(values)]
-        observed[label] = float(np.median(sub)) if sub.size else float("nan")
-        reps += boot.median(values, ptype)
+    observed, parts = component_replicates(metrics, boot)
     observed["leaderboard_metric"] = float(np.mean(list(observed.values())))
-    return observed, reps / len(LEADERBOARD_COMPONENTS)
+    return observed, np.mean(np.stack(list(parts.values())), axis=0)

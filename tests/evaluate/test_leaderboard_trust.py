@@ -57,6 +57,12 @@ def test_complete_false_ranks_after_complete_models(metrics: Path) -> None:
     good = board.row(1, named=True)
     assert good["status"] == "incomplete" and "complete: false" in good["note"]
     assert good["group"] is None
+    # Models all evaluated on the same partial store rank together, marked partial.
+    _edit_run(metrics / "20_tiles" / "bad", complete=False)
+    board = plismbench.leaderboard(metrics, write=False)
+    assert board["model"].to_list()[:2] == ["good", "bad"]
+    assert board["status"].to_list()[:2] == ["ranked", "ranked"]
+    assert "partial PLISM store: 9 of 91 slides" in board["note"][0]
 
 
 def test_other_tile_subsets_and_k_lists_are_separate(metrics: Path) -> None:

@@ -103,7 +103,7 @@ def test_report_content(report_html: Path, metrics_dir: Path) -> None:
     board = plismbench.leaderboard(metrics_dir, write=False)
     for row in board.iter_rows(named=True):
         assert f">{row['model']}<" in html
-        assert repr(row["leaderboard_metric"]) in html  # full precision
+        assert f'title="{row["leaderboard_metric"]!r}"' in html  # full precision, tooltip
         assert repr(row["top_10_cross_scanner_cross_staining"]) in html
     files = [name for _, name in DATA_URI.findall(html)]
     partial = [f for f in files if f.endswith("_partial_scanners.png")]
@@ -127,13 +127,15 @@ def test_inputs_and_parameter_counts(metrics_dir: Path) -> None:
 
 
 def test_out_path_and_rerun(tiny_metrics_dir: Path, tmp_path: Path) -> None:
-    out = plismbench.report(tiny_metrics_dir, n_tiles=8, out=tmp_path / "sub" / "mine.html")
+    out = plismbench.report(
+        tiny_metrics_dir, n_tiles=8, out=tmp_path / "sub" / "mine.html", formats=()
+    )
     assert (
         out.is_file() and (tmp_path / "sub" / "mine_files" / "scatter_cosine_top10.png").is_file()
     )
     stale = tmp_path / "sub" / "mine_files" / "old.png"
     stale.write_bytes(b"x")
-    plismbench.report(tiny_metrics_dir, out=out)
+    plismbench.report(tiny_metrics_dir, out=out, formats=())
     assert not stale.exists()
     html = out.read_text(encoding="utf-8")
     assert (
@@ -178,7 +180,7 @@ def test_captions_are_escaped(tiny_metrics_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "metrics"
     shutil.copytree(tiny_metrics_dir, root)
     (root / "8_tiles" / "beta").rename(root / "8_tiles" / "b<i>x&y")
-    html = plismbench.report(root).read_text(encoding="utf-8")
+    html = plismbench.report(root, formats=()).read_text(encoding="utf-8")
     assert "b<i>x" not in html
     assert "<figcaption>b&lt;i&gt;x&amp;y: each cell" in html
 

@@ -117,3 +117,53 @@ def test_report_renders_in_chromium(browser: str, report_html: Path, tmp_path: P
         diff = np.abs(crop - ref).mean()
         corr = np.corrcoef(crop.ravel(), ref.ravel())[0, 1]
         assert diff < 12 and corr > 0.9, f"{info['file']}: differs (mean {diff:.1f}, r {corr:.3f})"
+
+
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var table = document.getElementById("leaderboard");
+  var box = table.parentElement;
+  var score = table.querySelectorAll("thead th");
+  var last = score[score.length - 1].getBoundingClientRect();
+  var out = {width: document.documentElement.clientWidth,
+    pageScroll: document.documentElement.scrollWidth,
+    tableRight: table.getBoundingClientRect().right, boxRight: box.getBoundingClientRect().right,
+    boxScroll: box.scrollWidth, boxClient: box.clientWidth,
+    boxOverflow: getComputedStyle(box).overflowX, lastHeaderRight: last.right,
+    svgs: Array.prototype.map.call(document.querySelectorAll("img"), function (i) {
+      return i.getAttribute("data-file"); })};
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script></body>"""
+
+
+def _layout(browser: str, report: Path, tmp: Path, width: int) -> dict[str, Any]:
+    page = tmp / f"layout{width}.html"
+    page.write_text(report.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE), "utf-8")
+    res = _chromium(
+        browser, tmp / f"profile-{width}", f"--window-size={width},900",
+        "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+    )  # fmt: skip
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"the probe did not run; DOM starts: {res.stdout[:500]}"
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
+def test_leaderboard_fits_900px_and_scrolls_when_narrow(
+    browser: str, report_html: Path, tmp_path: Path
+) -> None:
+    wide = _layout(browser, report_html, tmp_path, 900)
+    # At 900 px the whole table, score column included, is on the page: no scrolling.
+    assert wide["tableRight"] <= wide["boxRight"] + 0.5, wide
+    assert wide["lastHeaderRight"] <= wide["width"], wide
+    assert wide["boxScroll"] <= wide["boxClient"], wide
+    narrow = _layout(browser, report_html, tmp_path, 480)
+    # On a phone the table scrolls inside its box, which stays within the window.
+    assert narrow["boxOverflow"] == "auto" and narrow["boxScroll"] > narrow["boxClient"], narrow
+    assert narrow["boxRight"] <= narrow["width"] + 0.5, narrow
+    # The new figures are on the page: the scatter with error bars and every heatmap.
+    assert "scatter_cosine_top10.png" in wide["svgs"]
+    assert sum(f.endswith("_stainings.png") for f in wide["svgs"]) == 3
