@@ -9,40 +9,49 @@ import os
 from typing import Any
 
 from plismbench.data.base import TileSource
-from plismbench.distill.train import DistillConfig, DistillResult, config_from, run_distill
+from plismbench.distill.config import DistillConfig, resolve_config
+from plismbench.distill.loop import DistillResult, run_distill
 
 __all__ = ["DistillConfig", "DistillResult", "distill"]
 
 
 def distill(
-    teacher: str,
+    teacher: str | None = None,
     *,
-    output_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str] | None = None,
+    corpus: str | os.PathLike[str] | None = None,
     source: TileSource | None = None,
     tiles_dir: str | os.PathLike[str] | None = None,
     download_dir: str | os.PathLike[str] | None = None,
     streaming: bool = False,
     parquet: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    preset: str | None = None,
     **options: Any,
 ) -> DistillResult:
-    """Distil ``teacher`` into a fresh student; write ``output_dir/{metrics.jsonl,
-    checkpoint.pt,student/}``.
+    """Distil ``teacher`` into a fresh student; write ``output_dir/{config.yaml,
+    metrics.jsonl, checkpoint.pt, student/}``.
 
     ``teacher``: a registry name, ``hf-hub:org/name``, an exported folder or ``timm:ARCH``
-    (random weights). Tiles come from ``source`` or exactly one of ``tiles_dir``,
-    ``download_dir``, ``streaming``, ``parquet``. ``options`` are the fields of
-    :class:`DistillConfig` (``student``, ``loss``, ``steps``, ``batch_size``, ...).
-    Under ``torchrun`` the student is trained with DDP on every rank.
+    (random weights). Tiles come from ``corpus`` (a folder of images with any names,
+    parquet, tar or h5 shards) or, with a loud warning, a PLISM source (``source`` or one
+    of ``tiles_dir``, ``download_dir``, ``streaming``, ``parquet``). ``options`` are the
+    fields of :class:`DistillConfig`; they override ``config`` (a YAML file), which
+    overrides ``preset`` (``h0-mini``). Under ``torchrun`` the student trains with DDP.
     """
-    from pathlib import Path
-
-    if source is None:
+    if source is None and any((tiles_dir, download_dir, streaming, parquet)):
         from plismbench.data.sources import open_source
 
         source = open_source(
             download_dir=download_dir, streaming=streaming, tiles_dir=tiles_dir, parquet=parquet
         )
-    cfg = config_from(teacher=teacher, output_dir=Path(output_dir), **options)
+    if corpus is not None and source is not None:
+        from plismbench.errors import InputError
+
+        raise InputError("choose --corpus or a PLISM tile source option, not both")
+    given = {"teacher": teacher, "output_dir": output_dir,
+             "corpus": None if corpus is None else str(corpus), **options}  # fmt: skip
+    cfg = resolve_config(given, config, preset)
     return run_distill(cfg, source)
 
 

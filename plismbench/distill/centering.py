@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from plismbench.distill.dist import all_reduce, logsumexp_over_ranks
+from plismbench.utils.distributed import all_reduce, world
 
 __all__ = [
     "EMACentre",
@@ -25,8 +25,9 @@ __all__ = [
 
 #: ``logits(lo, hi)`` -> fp32 (hi - lo, K) teacher logits of rows lo..hi.
 LogitsFn = Callable[[int, int], torch.Tensor]
-#: ``targets(lo, hi)`` -> fp32 (hi - lo, K) target probabilities.
-TargetFn = Callable[[int, int], torch.Tensor]
+#: ``targets(lo, hi, record=True)`` -> fp32 (hi - lo, K) target probabilities; a pure
+#: recomputation (the backward pass of a checkpointed chunk) passes ``record=False``.
+TargetFn = Callable[..., torch.Tensor]
 
 
 def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
@@ -50,16 +51,22 @@ class EMACentre(nn.Module):
         self._count = 0
 
     def prepare(self, logits: LogitsFn, n: int, tau: float, chunk: int) -> TargetFn:
-        """A target function for this step's ``n`` rows; sums the logits it sees."""
-        self._sum = torch.zeros(self.centre.shape[1], device=self.centre.device)
-        self._count = 0
+        """A target function for ``n`` rows; sums the logits it sees while ``record``.
+
+        Micro-batches of one step (gradient accumulation) add to the same sum, folded in
+        once by :meth:`update`.
+        """
+        if self._sum is None:
+            self._sum = torch.zeros(self.centre.shape[1], device=self.centre.device)
+            self._count = 0
         centre = self.centre.clone()
 
-        def targets(lo: int, hi: int) -> torch.Tensor:
+        def targets(lo: int, hi: int, record: bool = True) -> torch.Tensor:
             x = logits(lo, hi).float()
-            assert self._sum is not None
-            self._sum += x.sum(0)
-            self._count += hi - lo
+            if record:
+                assert self._sum is not None
+                self._sum += x.sum(0)
+                self._count += hi - lo
             return torch.softmax((x - centre) / tau, dim=-1)
 
         return targets
@@ -109,13 +116,23 @@ class SinkhornKnopp(nn.Module):
         """A target function for this step's ``n`` rows (computes the potentials now)."""
         a = self.potentials(logits, n, tau, chunk)
 
-        def targets(lo: int, hi: int) -> torch.Tensor:
+        def targets(lo: int, hi: int, record: bool = True) -> torch.Tensor:
             return torch.softmax(logits(lo, hi).float() / tau + a, dim=-1)
 
         return targets
 
     def update(self) -> None:
         """Nothing to carry over between steps."""
+
+
+def logsumexp_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """``log(sum_r exp(x_r))`` elementwise over ranks, computed stably."""
+    if world() == 1:
+        return x
+    peak = all_reduce(x.detach().clone(), "max")
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    total = all_reduce(torch.exp(x - peak))
+    return peak + torch.log(total)
 
 
 def make_targets(kind: str, prototypes: int, momentum: float = 0.9) -> EMACentre | SinkhornKnopp:

@@ -3,6 +3,14 @@
 Layout (timm ``save_pretrained`` style): ``config.json`` with ``architecture``,
 ``model_args``, ``num_features`` and ``pretrained_cfg`` (mean, std, input size), plus a
 ``plismbench`` block (name, pooling, prefix tokens), and ``model.safetensors``.
+
+As for bioptimus/H0-mini, layers JSON cannot hold (``mlp_layer``, ``act_layer``) are not
+in ``model_args``: plain timm loads the folder with them passed explicitly::
+
+    timm.create_model("local-dir:RUN/student", pretrained=True,
+                      mlp_layer=timm.layers.SwiGLUPacked, act_layer=torch.nn.SiLU)
+
+and the ``plismbench`` block names them for ``plismbench extract --model RUN/student``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ def student_config(
     """The ``config.json`` of an exported student (JSON-only values)."""
     args = {k: (v if isinstance(v, (int, float, str, bool, list)) or v is None else str(v))
             for k, v in model_args.items()}  # fmt: skip
+    layers = {k: args.pop(k) for k in ("mlp_layer", "act_layer") if k in args}
     return {
         "architecture": arch,
         "num_classes": 0,
@@ -57,6 +66,7 @@ def student_config(
             "name": name,
             "pooling": "cls",
             "num_prefix_tokens": num_prefix_tokens,
+            **layers,
             "distill": provenance or {},
         },
     }

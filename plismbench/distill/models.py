@@ -227,11 +227,12 @@ class StudentNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         tokens = self.backbone.forward_features(x)  # type: ignore[operator]
         cls = tokens[:, 0]
-        patches = tokens[:, self.num_prefix_tokens :]
         if self.cls_adapter is not None and self.patch_adapter is not None:
-            return self.cls_adapter(cls), self.patch_adapter(patches)
+            return self.cls_adapter(cls), self.patch_adapter(tokens[:, self.num_prefix_tokens :])
         assert self.dino_head is not None and self.ibot_head is not None
         z_cls = self.dino_head.embed(cls)
+        # row b * P + p, the teacher's order (see step.flatten_patches)
+        patches = tokens[:, self.num_prefix_tokens :]
         z_patch = self.ibot_head.embed(patches.reshape(-1, patches.shape[-1]))
         return z_cls, z_patch, self.dino_head.prototypes(), self.ibot_head.prototypes()
 

@@ -36,13 +36,20 @@ def _no_decay(name: str, param: nn.Parameter) -> bool:
     )
 
 
-def param_groups(model: nn.Module, depth: int, layer_decay: float) -> list[dict[str, Any]]:
-    """One group per (lr scale, wd on/off, last layer) combination."""
+def param_groups(
+    model: nn.Module, depth: int, layer_decay: float, patch_embed_lr_mult: float = 1.0
+) -> list[dict[str, Any]]:
+    """One group per (lr scale, wd on/off, last layer) combination.
+
+    The patch embedding's lr is further scaled by ``patch_embed_lr_mult`` (DINOv2: 0.2).
+    """
     groups: dict[tuple[float, float, bool], dict[str, Any]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         scale = layer_decay ** (depth + 1 - _layer_id(name, depth))
+        if name.startswith("backbone.patch_embed."):
+            scale *= patch_embed_lr_mult
         wd = 0.0 if _no_decay(name, param) else 1.0
         last = ".last_layer." in name or name.startswith("last_layer.")
         key = (scale, wd, last)

@@ -18,7 +18,7 @@ TINY = {
     "prototypes": 128,
     "batch_size": 4,
     "lr": 2e-3,
-    "workers": 1,
+    "workers": 0,
     "progress": False,
     "checkpoint_every": 2,
     "device": "cpu",
@@ -38,17 +38,17 @@ def main() -> None:
     parser.add_argument("--loss", default="dino-ibot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from plismbench.distill import train
+    from plismbench.distill import step as step_mod
 
     if args.kill_at is not None:
-        real_step = train._step
+        real_step = step_mod.train_step
 
         def step(st, i, x):  # type: ignore[no-untyped-def]
             if i == args.kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             return real_step(st, i, x)
 
-        train._step = step  # type: ignore[assignment]
+        step_mod.train_step = step  # type: ignore[assignment]
     from plismbench.distill import distill
 
     distill(TEACHER, output_dir=args.out, tiles_dir=args.tiles, steps=args.steps,

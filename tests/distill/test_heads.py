@@ -93,7 +93,7 @@ def test_teacher_checkpoint_native_dinov2_layout_at_another_size(tmp_path) -> No
     import re
 
     from plismbench.distill.models import build_teacher
-    from plismbench.distill.train import _load_teacher_checkpoint
+    from plismbench.distill.teacher_ckpt import load_teacher_checkpoint as _load_teacher_checkpoint
     from plismbench.errors import InputError
 
     arch = "timm:vit_small_patch14_reg4_dinov2"
@@ -151,7 +151,7 @@ def _tiny_teacher_state(seed: int, *, shared: bool = False) -> dict[str, torch.T
 def _load(path):  # type: ignore[no-untyped-def]
     """(heads, teacher) after loading ``path`` into a fresh tiny teacher (other seed)."""
     from plismbench.distill.models import build_teacher
-    from plismbench.distill.train import _load_teacher_checkpoint
+    from plismbench.distill.teacher_ckpt import load_teacher_checkpoint as _load_teacher_checkpoint
 
     torch.manual_seed(123)
     teacher = build_teacher(_ARCH, 28, {"depth": 2})

@@ -16,7 +16,9 @@ import torch
 from typer.testing import CliRunner
 
 from plismbench.distill import distill
-from plismbench.distill.train import METRIC_KEYS, _build, _step, _views, config_from
+from plismbench.distill.build import build
+from plismbench.distill.config import config_from
+from plismbench.distill.step import METRIC_KEYS, train_step, views
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -28,6 +30,18 @@ STEPS = 4
 
 def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _wait(procs: list[subprocess.Popen[bytes]], timeout: float = 300) -> list[int]:
+    """Exit codes; on a timeout every process still running is killed, then the test fails."""
+    try:
+        return [p.wait(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        raise
 
 
 def _script(*args: object) -> list[str]:
@@ -43,7 +57,7 @@ def runs(he_tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         subprocess.Popen(_script(ref, he_tiles, STEPS), env=ENV),
         subprocess.Popen(_script(killed, he_tiles, STEPS, "--kill-at", 3), env=ENV),
     ]
-    codes = [p.wait(timeout=300) for p in procs]
+    codes = _wait(procs)
     assert codes[0] == 0 and codes[1] == -9, codes
     assert [m["step"] for m in _metrics(killed)] == [0, 1, 2]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -52,7 +66,7 @@ def runs(he_tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         subprocess.Popen(_script(killed, he_tiles, STEPS, "--resume"), env=ENV),
         subprocess.Popen(torchrun, env=ENV),
     ]
-    codes = [p.wait(timeout=300) for p in procs]
+    codes = _wait(procs)
     assert codes == [0, 0], codes
     return {"ref": ref, "killed": killed, "ddp": ddp}
 
@@ -135,24 +149,22 @@ def test_teacher_is_bit_identical_and_prototypes_frozen_first(he_tiles: Path) ->
     torch.manual_seed(0)
     cfg = config_from(teacher=TEACHER, output_dir=Path("unused"), steps=3,
                       freeze_last_layer_steps=1, **TINY)  # fmt: skip
-    st = _build(cfg, torch.device("cpu"))
+    st = build(cfg, torch.device("cpu"))
     assert st.heads is not None
     before = {k: v.clone() for k, v in st.teacher.backbone.state_dict().items()}
     heads_before = {k: v.clone() for k, v in st.heads.state_dict().items()}
     proto = st.student.dino_head.last_layer.weight_v.clone()  # type: ignore[union-attr]
     mlp = st.student.dino_head.mlp[0].weight.clone()  # type: ignore[union-attr]
-    from plismbench.data.sources import open_source
-    from plismbench.distill.data import TileStream
+    from plismbench.distill.corpus import CorpusLoader, open_corpus
 
-    stream = TileStream(open_source(tiles_dir=he_tiles), seed=0, workers=1)
-    for step in range(3):
-        pos = list(range(step * 4, step * 4 + 4))
-        x = _views(st, [f.result() for f in stream.fetch(pos)], pos)
-        _step(st, step, x)
+    loader = CorpusLoader(open_corpus(he_tiles), global_batch=4, seed=0, workers=0, steps=3)
+    for step, tiles in enumerate(loader):
+        x = views(st, tiles, [int(p) for p in loader.positions(step)])
+        train_step(st, step, x)
         if step == 0:
             assert torch.equal(proto, st.student.dino_head.last_layer.weight_v)  # type: ignore[union-attr]
             assert not torch.equal(mlp, st.student.dino_head.mlp[0].weight)  # type: ignore[union-attr]
-    stream.close()
+    loader.close()
     assert not torch.equal(proto, st.student.dino_head.last_layer.weight_v)  # type: ignore[union-attr]
     after = st.teacher.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -209,7 +221,7 @@ def test_cli_errors_are_one_line(he_tiles: Path, tmp_path: Path) -> None:
 
     runner = CliRunner()
     res = runner.invoke(app, ["distill", "--teacher", TEACHER, "-o", str(tmp_path)])
-    assert res.exit_code == 2 and "choose exactly one tile source" in res.output
+    assert res.exit_code == 2 and "no tiles: pass --corpus" in res.output
     res = runner.invoke(app, ["distill", "--teacher", TEACHER, "-o", str(tmp_path),
                               "--tiles-dir", str(he_tiles), "--loss", "mse"])  # fmt: skip
     assert res.exit_code == 2 and "--loss must be" in res.output

@@ -1,8 +1,10 @@
 """Cross-entropy of student prototypes against teacher targets, streamed over rows.
 
 ``H(t, s) = -sum_k t_k log softmax(s / tau_s)_k`` for every row, computed in chunks of
-rows so that (rows x K) logits exist for one chunk at a time; with gradients each chunk
-is recomputed in the backward pass (activation checkpointing).
+rows so that (rows x K) logits exist for one chunk at a time. With gradients each chunk
+is recomputed in the backward pass (activation checkpointing), its teacher targets
+included: a chunk's targets live only while that chunk is computed, never from the
+forward pass until the backward one (at K = 131,072 that would be 256 MiB per image).
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ def _chunk_ce(z: torch.Tensor, w: torch.Tensor, t: torch.Tensor, temp: float) ->
     return -(t * logp).sum()
 
 
+class _Recomputed:
+    """A checkpointed chunk: the forward uses the targets at hand and lets them go, the
+    backward's recomputation asks ``targets`` again (without recording statistics)."""
+
+    def __init__(self, targets: TargetFn, lo: int, hi: int, t: torch.Tensor, temp: float):
+        self.targets, self.lo, self.hi, self.temp = targets, lo, hi, temp
+        self.held: list[torch.Tensor] = [t]
+
+    def __call__(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.held:
+            t = self.held.pop()
+        else:
+            with torch.no_grad():
+                t = self.targets(self.lo, self.hi, record=False)
+        return _chunk_ce(z, w, t, self.temp)
+
+
 def streamed_cross_entropy(
     student_z: torch.Tensor,
     student_w: torch.Tensor,
@@ -58,9 +77,10 @@ def streamed_cross_entropy(
             t = targets(lo, hi)
             ent += entropy(t).sum()
         if grad and step < n:
-            part = checkpoint(_chunk_ce, student_z[lo:hi], student_w, t, student_temp,
-                              use_reentrant=False)  # fmt: skip
+            part = checkpoint(_Recomputed(targets, lo, hi, t, student_temp), student_z[lo:hi],
+                              student_w, use_reentrant=False)  # fmt: skip
         else:
             part = _chunk_ce(student_z[lo:hi], student_w, t, student_temp)
+        del t
         total = total + part
     return LossParts(total / max(n, 1), ent / max(n, 1))
