@@ -163,7 +163,7 @@ def run(
         say(f"evaluate: {folder}")
         res = evaluate(
             folder, features_dir, metrics_dir, n_tiles=n_tiles, device=device,
-            workers=workers, progress=progress,
+            workers=workers, progress=progress, allow_missing=expected is None,
         )  # fmt: skip
         n_used = res.n_tiles
         evaluated |= not res.reused

@@ -1,0 +1,77 @@
+"""``plismbench run`` checks device, output folder and model access before the data stage;
+the CLI group's own behaviour (Ctrl-C, --version, help) for every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import typer.main
+from typer.testing import CliRunner
+
+from plismbench import pipeline
+from plismbench.cli import app
+from plismbench.cli.app import COMMAND_ORDER
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_run_cuda_on_a_cpu_machine_fails_before_the_data_stage(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--device", "cuda", "--output-dir", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "no CUDA device" in res.output
+    assert not (out / "data").exists()  # the demo did not synthesise its tiles first
+
+
+def test_run_unwritable_output_dir_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for bad in ("/proc/x", str(tmp_path / "file" / "out")):
+        res = runner.invoke(app, ["run", "--model", "hed-histogram", "--output-dir", bad])
+        assert res.exit_code == 2, res.output
+        assert "--output-dir" in res.output and res.output.count("\n") == 1
+
+
+def test_run_offline_without_cached_weights_fails_before_downloading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "out"
+    res = CliRunner(env={"HF_HUB_OFFLINE": "1", "COLUMNS": "200"}).invoke(
+        app, ["run", "--model", "h0-mini", "--output-dir", str(out)]
+    )
+    assert res.exit_code == 2, res.output
+    assert "HF_HUB_OFFLINE" in res.output and "h0-mini" in res.output
+    assert not (out / "data").exists()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run", interrupted)
+    res = runner.invoke(app, ["run", "--output-dir", str(tmp_path)])
+    assert res.exit_code == 130
+    assert res.output.strip() == "interrupted; run the same command again to resume"
+
+
+def test_version_and_help() -> None:
+    from plismbench import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"plismbench {__version__}"
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    names = group.list_commands(ctx)
+    known = [n for n in COMMAND_ORDER if n in names]
+    assert names[: len(known)] == known  # pipeline order
+    for name in names:
+        command = group.get_command(ctx, name)
+        for param in command.get_params(ctx):
+            assert param.help, f"{name} {param.opts} has no help text"
+        text = runner.invoke(app, [name, "--help"]).output
+        assert "<bool>" not in text, name
