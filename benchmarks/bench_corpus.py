@@ -149,7 +149,9 @@ def _index(root: Path, n: int) -> None:
         corpus = open_corpus(path)
         dt = time.perf_counter() - t0
         rate = n / dt / 1e3
-        print(f"index {label:<16} {len(corpus)} tiles in {dt:6.2f} s = {rate:8.1f} k tiles/s")
+        held = sum(v.nbytes for v in vars(corpus).values() if isinstance(v, np.ndarray))
+        print(f"index {label:<16} {len(corpus)} tiles in {dt:6.2f} s = {rate:8.1f} k tiles/s, "
+              f"{held / len(corpus):.1f} bytes/tile held")  # fmt: skip
 
 
 def main() -> None:
