@@ -248,6 +248,9 @@ def test_plism_corpus_warns_loudly(he_tiles: Path, capsys: pytest.CaptureFixture
     with pytest.warns(PlismCorpusWarning):  # the PLISM layout given as a plain folder
         folder = open_corpus(he_tiles)
     assert folder.is_plism and folder.kind == "folder" and len(folder) == 32
+    source.sequential = True  # type: ignore[attr-defined]  # what Hub streaming declares
+    with pytest.raises(InputError, match="cannot be read at random"):
+        open_corpus(source)
 
 
 def test_plism_layouts_given_as_paths_warn(tmp_path: Path) -> None:

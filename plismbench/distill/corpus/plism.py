@@ -46,6 +46,11 @@ class PlismCorpus(TileCorpus):
             (str(v) for k, v in self.source_info.items() if k != "type"), type(source).__name__
         )
         super().__init__(label)
+        if getattr(source, "sequential", False):
+            raise InputError(
+                f"{label}: a streaming tile source cannot be read at random (each tile would "
+                "re-stream its slide); download it first and pass the local files"
+            )
         self.source = source
         self.slides = source.slide_ids()
         counts = [len(source.coords(s)) for s in self.slides]
