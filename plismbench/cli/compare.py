@@ -62,3 +62,63 @@ def compare(
     )
     stdout.print(view)
     stdout.print(f"All comparisons in [bold]{path}[/]", highlight=False)
+
+
+@app.command()
+def breakdown(
+    model: Annotated[str, typer.Argument(help="Model folder under <metrics-dir>/<n>_tiles/.")],
+    metrics_dir: Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")],
+    n_tiles: Annotated[
+        int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
+    ] = None,
+    tissue_map: Annotated[
+        Path | None,
+        typer.Option(help="CSV with x, y, tissue columns (needs evaluate --save-ranks)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="CSV to write (default: <model folder>/breakdown.csv)."),
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+) -> None:
+    """Medians per staining, per scanner (and per tissue), each with its 95% CI."""
+    import polars as pl
+    from rich.table import Table
+
+    from plismbench.evaluate.leaderboard import resolve_n_tiles
+    from plismbench.stats import breakdown as bd
+    from plismbench.stats.ranking import load_entry
+    from plismbench.utils.io import atomic_path
+
+    n = resolve_n_tiles(metrics_dir, n_tiles)
+    folder = metrics_dir / f"{n}_tiles" / model
+    if not (folder / "run.json").is_file():
+        from plismbench.errors import InputError
+
+        raise InputError(f"{folder}: no finished evaluation (no run.json)")
+    entry = load_entry(folder)
+    assert entry.metrics is not None
+    table = bd.breakdown(entry.metrics, n_boot=n_boot)
+    if tissue_map is not None:
+        tissues = bd.tissue_breakdown(folder, bd.read_tissue_map(tissue_map), n_boot=n_boot)
+        table = pl.concat([table, tissues])
+    path = out or folder / "breakdown.csv"
+    with atomic_path(path) as tmp:
+        table.write_csv(tmp)
+    view = Table(title=f"{model}: top-10 accuracy by condition (median [95% CI])",
+                 title_justify="left")  # fmt: skip
+    view.add_column("By")
+    view.add_column("Level")
+    types = [t for t in ("cross-scanner", "cross-staining", "cross-scanner-cross-staining")
+             if t in set(table["pair_type"])]  # fmt: skip
+    for t in types:
+        view.add_column(t.replace("cross-scanner-cross-staining", "cross-both"), justify="right")
+    top = table.filter(pl.col("metric") == "top_10_accuracy")
+    for (by, level), group in top.group_by("by", "level", maintain_order=True):
+        cells = {r["pair_type"]: r for r in group.iter_rows(named=True)}
+        view.add_row(str(by), str(level), *(
+            f"{cells[t]['median']:.3f} [{cells[t]['ci_low']:.3f}, {cells[t]['ci_high']:.3f}]"
+            if t in cells else "" for t in types
+        ))  # fmt: skip
+    stdout.print(view)
+    stdout.print(f"Every metric and pair type in [bold]{path}[/]", highlight=False)
