@@ -115,17 +115,20 @@ class TileCorpus:
         """The tiles at ``indices``, in that order (duplicates allowed)."""
         raise NotImplementedError
 
-    def _listing(self) -> bytes:
-        """What the digest covers: the corpus's file list (names and sizes)."""
+    def _listing(self) -> list[Any]:
+        """What the digest covers (buffers): the corpus's file list (names and sizes)."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """Kind, path, number of tiles and a digest of the file list, for the run's records."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in self._listing():
+            h.update(part)  # buffers, hashed in place (a folder's names can be GBs)
         return {
             "kind": self.kind,
             "path": self.path,
             "n_tiles": len(self),
-            "digest": hashlib.blake2b(self._listing(), digest_size=16).hexdigest(),
+            "digest": h.hexdigest(),
             "is_plism": self.is_plism,
         }
 
@@ -138,10 +141,10 @@ class TileCorpus:
         return idx
 
 
-def shard_listing(files: Sequence[Path], root: Path) -> bytes:
+def shard_listing(files: Sequence[Path], root: Path) -> list[Any]:
     """Names (relative to ``root``) and sizes of shard files, one per line."""
     lines = []
     for f in files:
         rel = f.relative_to(root) if f != root else Path(f.name)
         lines.append(f"{rel.as_posix()}\t{f.stat().st_size}")
-    return "\n".join(lines).encode()
+    return ["\n".join(lines).encode()]

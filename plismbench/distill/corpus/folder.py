@@ -6,6 +6,7 @@ import os
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,5 +86,5 @@ class FolderCorpus(TileCorpus):
             out.append(decode_tile(path, where=str(path), name=name))
         return out
 
-    def _listing(self) -> bytes:
-        return self._blob.tobytes() + self._offsets.tobytes()
+    def _listing(self) -> list[Any]:
+        return [self._blob, self._offsets]

@@ -170,5 +170,5 @@ class H5Corpus(TileCorpus):
             raise OSError(f"read {got} of {nbytes} bytes")
         return tile
 
-    def _listing(self) -> bytes:
+    def _listing(self) -> list[Any]:
         return shard_listing(self.files, self.root)

@@ -135,5 +135,5 @@ class ParquetCorpus(TileCorpus):
                 out[k] = decode_tile(data, where=str(f), name=f"row {int(idx[k])}")
         return out  # type: ignore[return-value]
 
-    def _listing(self) -> bytes:
+    def _listing(self) -> list[Any]:
         return shard_listing(self.files, self.root)

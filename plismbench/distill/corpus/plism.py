@@ -72,5 +72,5 @@ class PlismCorpus(TileCorpus):
             out.append(as_tile(np.asarray(batch.tiles[0]), where=self.path, name=f"{slide}[{row}]"))
         return out
 
-    def _listing(self) -> bytes:
-        return repr((sorted(self.source_info.items()), self.slides)).encode()
+    def _listing(self) -> list[Any]:
+        return [repr((sorted(self.source_info.items()), self.slides)).encode()]

@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -165,5 +166,5 @@ class TarCorpus(TileCorpus):
             out.append(decode_tile(data, where=str(path), name=name))
         return out
 
-    def _listing(self) -> bytes:
+    def _listing(self) -> list[Any]:
         return shard_listing(self.files, self.root)
