@@ -12,14 +12,19 @@ import torch
 
 from plismbench.extractors.spec import ExtractorSpec
 
-#: Ruifrok & Johnston (2001) optical-density vectors of haematoxylin, eosin and DAB.
+#: Ruifrok & Johnston (2001) optical-density vectors of haematoxylin, eosin and DAB (rows),
+#: as in ``skimage.color.rgb_from_hed``; the stain matrix is its inverse (not row-normalised).
 _RGB_FROM_HED = (
     (0.65, 0.70, 0.29),
     (0.07, 0.99, 0.11),
     (0.27, 0.57, 0.78),
 )
-#: Concentration range binned per stain channel (H, E, DAB), in optical-density units.
-_HED_RANGE = ((-0.2, 1.6), (-0.2, 1.2), (-0.6, 0.6))
+#: Upper end of the binned concentration range per stain (H, E, DAB), in ``rgb2hed`` units
+#: (concentrations start at 0; higher values fall in the last bin). About the 99th percentile
+#: of the shipped H&E crop, with room for stronger stainings.
+_HED_MAX = (0.4, 0.2, 0.15)
+#: ``skimage.color.separate_stains``: ``log(max(rgb, 1e-6)) / log(1e-6)``.
+_LOG_FLOOR = 1e-6
 
 
 def _hist_features(bins: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -58,31 +63,32 @@ class RGBHistogram(torch.nn.Module):
 
 
 class HEDHistogram(torch.nn.Module):
-    """Histograms of haematoxylin, eosin and DAB concentrations (colour deconvolution)."""
+    """Histograms of haematoxylin, eosin and DAB concentrations (colour deconvolution).
+
+    Concentrations are exactly ``skimage.color.rgb2hed`` of the uint8 tile (tested against
+    it): per pixel, ``log(max(rgb / 255, 1e-6)) / log(1e-6)`` times the inverse stain matrix,
+    clipped at 0; each stain is then binned over ``[0, _HED_MAX]``.
+    """
 
     def __init__(self, n_bins: int = 32, stride: int = 2):
         super().__init__()
         self.n_bins = n_bins
         self.stride = stride
-        rgb_from_hed = torch.tensor(_RGB_FROM_HED, dtype=torch.float64)
-        rgb_from_hed = rgb_from_hed / rgb_from_hed.norm(dim=1, keepdim=True)
-        hed_from_rgb = torch.linalg.inv(rgb_from_hed)
-        lo = torch.tensor([r[0] for r in _HED_RANGE], dtype=torch.float64)
-        hi = torch.tensor([r[1] for r in _HED_RANGE], dtype=torch.float64)
-        scale = n_bins / (hi - lo)
-        # Optical density of every uint8 value, then each RGB channel's contribution to
-        # each stain's bin coordinate: three (256, 3) lookup tables summed per pixel.
-        od = -torch.log10((torch.arange(256, dtype=torch.float64) + 1.0) / 256.0)
-        luts = od.view(1, 256, 1) * hed_from_rgb.view(3, 1, 3) * scale.view(1, 1, 3)
-        luts[0] -= (lo * scale).view(1, 3)
+        hed_from_rgb = torch.linalg.inv(torch.tensor(_RGB_FROM_HED, dtype=torch.float64))
+        scale = n_bins / torch.tensor(_HED_MAX, dtype=torch.float64)
+        # Each RGB channel's contribution to each stain's bin coordinate, for every uint8 value:
+        # three (256, 3) lookup tables summed per pixel.
+        values = (torch.arange(256, dtype=torch.float64) / 255.0).clamp_min(_LOG_FLOOR)
+        log_rgb = torch.log(values) / torch.log(torch.tensor(_LOG_FLOOR, dtype=torch.float64))
+        luts = log_rgb.view(1, 256, 1) * hed_from_rgb.view(3, 1, 3) * scale.view(1, 1, 3)
         self.luts: torch.Tensor
         self.register_buffer("luts", luts.float(), persistent=False)  # (3 rgb, 256, 3 hed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = _subsample(x, self.stride).long()  # (B, 3, P)
         coord = self.luts[0][values[:, 0]] + self.luts[1][values[:, 1]] + self.luts[2][values[:, 2]]
-        bins = coord.floor_().clamp_(0, self.n_bins - 1).to(torch.int64).transpose(1, 2)
-        return _hist_features(bins, self.n_bins)
+        bins = coord.clamp_(min=0).floor_().clamp_(0, self.n_bins - 1).to(torch.int64)
+        return _hist_features(bins.transpose(1, 2), self.n_bins)
 
 
 def _rgb_loader(

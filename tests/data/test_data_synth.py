@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +61,12 @@ def test_deterministic_per_seed(tmp_path: Path) -> None:
     assert not list(a.glob(".*")), "no temporary files left"
 
 
-def test_full_catalogue_is_fast(tmp_path: Path) -> None:
-    t0 = time.perf_counter()
+def test_full_catalogue(tmp_path: Path) -> None:
+    """All 91 slides (timing belongs in benchmarks/, not in an assertion)."""
     out = synth(tmp_path / "all", n_tiles=12)
-    elapsed = time.perf_counter() - t0
     src = open_source(download_dir=out)
     assert src.slide_ids() == plism_slide_ids() and len(src.slide_ids()) == N_SLIDES
     assert src.coords(src.slide_ids()[-1]).shape == (12, 3)
-    assert elapsed < 30, f"synth of 91 slides x 12 tiles took {elapsed:.1f} s"
 
 
 def test_from_own_tiles(tmp_path: Path) -> None:

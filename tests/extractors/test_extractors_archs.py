@@ -224,12 +224,6 @@ def test_plip_pretrained_path_matches_random_build() -> None:
         torch.testing.assert_close(pretrained_path(x), random_build.backbone(x))
 
 
-def test_prov_gigapath_resizes_then_crops() -> None:
-    model = load_extractor("prov-gigapath", pretrained=False, depth=1)
-    x = model.preprocess(torch.full((1, 224, 224, 3), 128, dtype=torch.uint8))
-    assert x.shape == (1, 3, 224, 224)
-
-
 def test_baselines_are_hellinger_histograms() -> None:
     tiles = torch.randint(0, 256, (3, 224, 224, 3), dtype=torch.uint8)
     for name in ("rgb-histogram", "hed-histogram"):
