@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,14 @@ def _wait(procs: list[subprocess.Popen[bytes]], timeout: float = 300) -> list[in
     except subprocess.TimeoutExpired:
         for p in procs:
             if p.poll() is None:
-                p.kill()
+                os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         raise
+
+
+def _popen(cmd: list[str]) -> subprocess.Popen[bytes]:
+    """A child in its own process group (a timeout kills it and its workers)."""
+    return subprocess.Popen(cmd, env=ENV, start_new_session=True)
 
 
 def _script(*args: object) -> list[str]:
@@ -54,8 +60,8 @@ def runs(he_tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     root = tmp_path_factory.mktemp("runs")
     ref, killed, ddp = root / "ref", root / "killed", root / "ddp"
     procs = [
-        subprocess.Popen(_script(ref, he_tiles, STEPS), env=ENV),
-        subprocess.Popen(_script(killed, he_tiles, STEPS, "--kill-at", 3), env=ENV),
+        _popen(_script(ref, he_tiles, STEPS)),
+        _popen(_script(killed, he_tiles, STEPS, "--kill-at", 3)),
     ]
     codes = _wait(procs)
     assert codes[0] == 0 and codes[1] == -9, codes
@@ -63,8 +69,8 @@ def runs(he_tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc-per-node", "2", *_script(ddp, he_tiles, STEPS)[1:]]  # fmt: skip
     procs = [
-        subprocess.Popen(_script(killed, he_tiles, STEPS, "--resume"), env=ENV),
-        subprocess.Popen(torchrun, env=ENV),
+        _popen(_script(killed, he_tiles, STEPS, "--resume")),
+        _popen(torchrun),
     ]
     codes = _wait(procs)
     assert codes == [0, 0], codes
@@ -173,13 +179,32 @@ def test_teacher_is_bit_identical_and_prototypes_frozen_first(he_tiles: Path) ->
     assert not st.teacher.backbone.training
 
 
+def _unregistered_corpus(he_tiles: Path, root: Path) -> Path:
+    """The H&E tiles under arbitrary names and folders (no PLISM layout, some JPEG)."""
+    from PIL import Image
+
+    files = sorted(he_tiles.rglob("*.png"))
+    for i, f in enumerate(files):
+        folder = root / ("scans" if i % 2 else "batch 2/x")
+        folder.mkdir(parents=True, exist_ok=True)
+        image = Image.open(f).convert("RGB")
+        if i % 3:
+            image.save(folder / f"patch_{i * 7}.png")
+        else:
+            image.save(folder / f"tile-{i}.JPEG", quality=95)
+    return root
+
+
 def test_tiny_run_of_the_issue_learns(he_tiles: Path, tmp_path: Path) -> None:
-    """The issue's tiny run: teacher vit_small_patch14_reg4_dinov2 (random, random heads),
-    student vit-tiny, 56 px, 1024 prototypes, 40 steps, batch 16, real H&E crops."""
-    distill(TEACHER, output_dir=tmp_path, tiles_dir=he_tiles, student="vit-tiny",
+    """The issue's tiny run on a folder of unregistered, arbitrarily named tiles: teacher
+    vit_small_patch14_reg4_dinov2 (random, random heads), student vit-tiny, 56 px, 1024
+    prototypes, 40 steps, batch 16."""
+    corpus = _unregistered_corpus(he_tiles, tmp_path / "corpus")
+    run = tmp_path / "run"
+    distill(TEACHER, output_dir=run, corpus=corpus, student="vit-tiny",
             teacher_heads="random", image_size=56, prototypes=1024, steps=40, batch_size=16,
-            device="cpu", progress=False, workers=2)  # fmt: skip
-    m = _metrics(tmp_path)
+            device="cpu", progress=False, workers=1)  # fmt: skip
+    m = _metrics(run)
     assert len(m) == 40
     for row in m:
         assert all(row[k] is not None and math.isfinite(row[k]) for k in METRIC_KEYS), row
@@ -187,7 +212,8 @@ def test_tiny_run_of_the_issue_learns(he_tiles: Path, tmp_path: Path) -> None:
         first = np.mean([r[key] for r in m[:3]])
         last = np.mean([r[key] for r in m[-3:]])
         assert last <= 0.8 * first, (key, first, last)
-    assert (tmp_path / "student" / "model.safetensors").is_file()
+    assert (run / "student" / "model.safetensors").is_file()
+    assert "warnings" not in (run / "config.yaml").read_text()  # not PLISM, heads chosen
 
 
 def test_cosine_variant_and_heads_checkpoint(he_tiles: Path, tmp_path: Path) -> None:
