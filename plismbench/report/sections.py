@@ -102,7 +102,7 @@ def compare_section(inputs: ReportInputs) -> Section | None:
             f'<td class="l">{escape(what)}</td>'
             f"<td>{_f(r['difference'], True)} [{_f(r['ci_low'], True)}, "
             f"{_f(r['ci_high'], True)}]</td><td>{r['p_bootstrap_holm']:.3g}</td>"
-            f"<td>{'n/a' if wil != wil else f'{wil:.2g}'}</td>"
+            f"<td>{'n/a' if wil != wil else (f'{wil:.2g}' if wil > 0 else '&lt;1e-300')}</td>"
             f"<td>{'yes' if r['significant'] else 'no'}</td></tr>"
         )
     body = (
