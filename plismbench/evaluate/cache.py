@@ -1,7 +1,7 @@
 """The resumable intermediate results of one evaluation.
 
 ``<output>/.cache/`` holds one file per finished slide pair (its match similarities and
-cross counts) and one per finished slide (its intra counts), each written atomically.
+cross counts, one ``.npy``) and one per finished slide (its intra counts), each written atomically.
 ``key.json`` names the inputs they came from: the *content* of every features file (a
 blake2b digest, computed once per run), never its path or modification time. A
 different key wipes the cache, so an input edited in place is never reused, while a
@@ -20,10 +20,10 @@ import numpy as np
 
 from plismbench.evaluate.store import FeatureStore
 from plismbench.metrics.ranks import CrossCounts
-from plismbench.utils.io import save_npy, save_npz, write_json
+from plismbench.utils.io import save_npy, write_json
 
 #: Bump when the meaning of cached files changes.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 def content_digests(store: FeatureStore) -> dict[str, str]:
@@ -60,7 +60,7 @@ class PairCache:
             write_json(key_file, {"key": key, "format": CACHE_FORMAT})
 
     def _pair(self, i: int, j: int) -> Path:
-        return self.root / "pairs" / f"{i:04d}_{j:04d}.npz"
+        return self.root / "pairs" / f"{i:04d}_{j:04d}.npy"
 
     def _intra(self, a: int) -> Path:
         return self.root / "intra" / f"{a:04d}.npy"
@@ -69,20 +69,14 @@ class PairCache:
         return self._pair(i, j).is_file()
 
     def save_pair(self, i: int, j: int, counts: CrossCounts) -> None:
-        save_npz(
-            self._pair(i, j),
-            match=counts.match.astype(np.float64),
-            a_to_b=counts.a_to_b.astype(np.int32),
-            b_to_a=counts.b_to_a.astype(np.int32),
-        )
+        """One (3, N) float64 array: the matches, then both counts (exact in float64)."""
+        save_npy(self._pair(i, j), np.stack([counts.match, counts.a_to_b, counts.b_to_a]))
 
     def load_pair(self, i: int, j: int) -> CrossCounts:
-        with np.load(self._pair(i, j)) as z:
-            return CrossCounts(
-                match=z["match"],
-                a_to_b=z["a_to_b"].astype(np.int64),
-                b_to_a=z["b_to_a"].astype(np.int64),
-            )
+        data = np.load(self._pair(i, j), allow_pickle=False)
+        return CrossCounts(
+            match=data[0], a_to_b=data[1].astype(np.int64), b_to_a=data[2].astype(np.int64)
+        )
 
     def has_intra(self, a: int) -> bool:
         return self._intra(a).is_file()

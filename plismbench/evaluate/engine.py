@@ -161,6 +161,21 @@ def _quiet(message: str) -> None:
     pass
 
 
+def ticker(bar: Any, task: Any, every_s: float = 0.1) -> Callable[..., None]:
+    """``tick()`` advances ``task`` by one, refreshing the bar at most every ``every_s``
+    (a rich update per pair cost more than a small pair); ``tick(flush=True)`` catches up."""
+    state = {"pending": 0, "last": 0.0}
+
+    def tick(flush: bool = False) -> None:
+        state["pending"] += 0 if flush else 1
+        now = time.monotonic()
+        if state["pending"] and (flush or now - state["last"] >= every_s):
+            bar.advance(task, state["pending"])
+            state["pending"], state["last"] = 0, now
+
+    return tick
+
+
 def _distributed(device: str) -> Any:
     """torchrun's context when WORLD_SIZE > 1, else None (no torch import)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -231,21 +246,25 @@ class _Run:
             return  # everything cached for these exact contents: no need to read them
         threads = self.workers or os.cpu_count() or 1
         load = bar.add_task(f"{self.model}: load features", total=n_slides)
-        stages.load(threads, lambda: bar.advance(load))
-        task = bar.add_task(f"{self.model}: slide pairs", total=len(pairs))
+        stages.load(threads, ticker(bar, load))
+        tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs", total=len(pairs)))
         for i, j in pairs:
             stages.run_pair(i, j)
-            bar.advance(task)
-        task = bar.add_task(f"{self.model}: intra-slide", total=len(slides))
+            tick()
+        tick(flush=True)
+        tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide", total=len(slides)))
         for a in slides:
             stages.run_intra(a)
-            bar.advance(task)
+            tick()
+        tick(flush=True)
         stages.feats.clear()
 
     def _assemble(self, stages: Stages, bar: Any) -> pl.DataFrame:
-        task = bar.add_task(f"{self.model}: metrics", total=len(stages.pairs))
+        tick = ticker(bar, bar.add_task(f"{self.model}: metrics", total=len(stages.pairs)))
         ranks_dir = self.out if self.save_ranks else None
-        return stages.assemble(self.ks, ranks_dir, lambda: bar.advance(task))
+        metrics = stages.assemble(self.ks, ranks_dir, tick)
+        tick(flush=True)
+        return metrics
 
     def _finish(self, metrics: pl.DataFrame, key: str, digests: dict[str, str],
                 computed: int) -> EvaluationResult:  # fmt: skip
@@ -332,15 +351,17 @@ class _Run:
 
         threads = self.workers or os.cpu_count() or 1
         load = bar.add_task(f"{self.model}: load features", total=len(self.store.slides))
-        stages.load(threads, lambda: bar.advance(load))
-        task = bar.add_task(f"{self.model}: slide pairs (rank 0's share)", total=len(pairs))
+        stages.load(threads, ticker(bar, load))
+        tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs (rank 0)", total=len(pairs)))
         for i, j in pairs:
             stages.run_pair(i, j)
-            bar.advance(task)
+            tick()
+        tick(flush=True)
         barrier()  # every pair is in the cache before any intra stage reads it
         mine = all_slides[ctx.rank :: ctx.world_size]
-        task = bar.add_task(f"{self.model}: intra-slide (rank 0's share)", total=len(mine))
+        tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide (rank 0)", total=len(mine)))
         for a in mine:
             stages.run_intra(a)
-            bar.advance(task)
+            tick()
+        tick(flush=True)
         stages.feats.clear()

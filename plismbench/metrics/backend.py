@@ -134,7 +134,11 @@ class Backend:
         raise NotImplementedError
 
     def row_dots(self, x: Any, y: Any) -> np.ndarray:
-        """``x_i . y_i`` in float64, on the host."""
+        """``x_i . y_i``: float32 products summed in float64, on the host."""
+        raise NotImplementedError
+
+    def pair_dots(self, x: Any, i: np.ndarray, y: Any, j: np.ndarray) -> np.ndarray:
+        """``x_i . y_j`` per index pair, exact products summed in float64, on the host."""
         raise NotImplementedError
 
     def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
@@ -223,7 +227,7 @@ class NumpyBackend(Backend):
 
     def gram(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out = np.empty((x.shape[0], y.shape[0]), dtype=np.float32)
-        yt, rows = y.T, self.gemm_rows
+        yt, rows = y.T, self._rows(x.shape[0])
 
         def block(b: int) -> None:
             r0 = b * rows
@@ -237,7 +241,7 @@ class NumpyBackend(Backend):
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         n = lo.shape[0]
         out = np.empty(lo.shape, dtype=np.int64)
-        rows = self.gemm_rows
+        rows = self._rows(n)
         found: list[Found] = [[] for _ in range(-(-n // rows))]
         xt = x.T
 
@@ -255,12 +259,20 @@ class NumpyBackend(Backend):
         return out, _joined([f for part in found for f in part])
 
     def row_dots(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", x, y, dtype=np.float64)
+        return np.multiply(x, y).sum(axis=1, dtype=np.float64)
+
+    def pair_dots(self, x: np.ndarray, i: np.ndarray, y: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", x[i].astype(np.float64), y[j].astype(np.float64))
+
+    def _rows(self, n: int) -> int:
+        """Rows per block: at most ``gemm_rows``, and enough blocks for every worker."""
+        share = -(-n // max(1, self.workers))
+        return max(16, min(self.gemm_rows, -(-share // 16) * 16))
 
     def cross_scan(self, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
         n, m = x.shape[0], y.shape[0]
         sims = np.empty((n, m), dtype=np.float32)
-        yt, rows = y.T, self.gemm_rows
+        yt, rows = y.T, self._rows(n)
         n_blocks = -(-n // rows)
         rows_hi, rows_lo = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
         cols_hi = np.zeros((n_blocks, m), dtype=np.int64)
@@ -345,7 +357,11 @@ class TorchBackend(Backend):
         return out
 
     def row_dots(self, x: Any, y: Any) -> np.ndarray:
-        return (x.double() * y.double()).sum(1).cpu().numpy()
+        return (x * y).double().sum(1).cpu().numpy()
+
+    def pair_dots(self, x: Any, i: np.ndarray, y: Any, j: np.ndarray) -> np.ndarray:
+        xi, yj = x[self._t(i)].double(), y[self._t(j)].double()
+        return (xi * yj).sum(1).cpu().numpy()
 
     def _t(self, a: np.ndarray) -> Any:
         import torch

@@ -31,9 +31,22 @@ def gemm_band(dim: int) -> float:
 
     Normalisation to float32 moves each cosine by at most ~2u, a float32 dot product of
     length d errs by at most ~d u (u = 2^-24, any summation order, FMA or not), and the
-    float64 threshold by ~2u: (d + 8) u with a 25% margin.
+    threshold (float32 products summed in float64) by ~3u: (d + 8) u with a 25% margin.
     """
     return 1.25 * (dim + 8) * U32
+
+
+def float64_band(dim: int) -> float:
+    """The same bound when the similarity is recomputed in float64 from the normalised
+    float32 rows (exact products): ~2u for normalisation, ~3u for the threshold."""
+    return 1.25 * (6 * U32 + (3 * dim + 16) * U64) + 1e-30
+
+
+def split_band(sims64: np.ndarray, match64: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(surely >=, undecided)`` masks for float64 recomputed band members."""
+    diff = sims64 - match64
+    tol = float64_band(dim)
+    return diff > tol, np.abs(diff) <= tol
 
 
 def thresholds32(match: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from plismbench.metrics.backend import Backend, get_backend
 from plismbench.metrics.cosine import normalise
-from plismbench.metrics.exact import at_least_as_similar, gemm_band, thresholds32
+from plismbench.metrics.exact import at_least_as_similar, gemm_band, split_band, thresholds32
 
 #: Local row indices -> the raw (un-normalised) feature rows, float64 (k, d).
 RawRows = Callable[[np.ndarray], np.ndarray]
@@ -57,6 +57,16 @@ def decide(
     return out
 
 
+def _settle(
+    sims64: np.ndarray, match64: np.ndarray, dim: int, exact: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Band members decided in float64 where the bound allows, else by ``exact(mask)``."""
+    win, unsure = split_band(sims64, match64, dim)
+    if unsure.any():
+        win[unsure] = exact(unsure)
+    return win
+
+
 def cross_counts(
     backend: Backend, xa: Any, xb: Any, raw_a: RawRows, raw_b: RawRows
 ) -> CrossCounts:
@@ -68,15 +78,22 @@ def cross_counts(
     diag_band = (scan.diag >= lo).astype(np.int64) - diag_hi
     a_to_b = scan.rows_hi - diag_hi
     b_to_a = scan.cols_hi - diag_hi
+    dim = int(xa.shape[1])
     rows = np.flatnonzero(scan.rows_lo - scan.rows_hi - diag_band > 0)
     if rows.size:
         i, j = backend.band_rows(scan.sims, rows, lo, hi)
-        win = decide(raw_a, i, raw_b, j, raw_b, i)  # query a_i, candidate b_j, match b_i
+        win = _settle(  # query a_i, candidate b_j, match b_i
+            backend.pair_dots(xa, i, xb, j), match[i], dim,
+            lambda u: decide(raw_a, i[u], raw_b, j[u], raw_b, i[u]),
+        )  # fmt: skip
         np.add.at(a_to_b, i[win], 1)
     cols = np.flatnonzero(scan.cols_lo - scan.cols_hi - diag_band > 0)
     if cols.size:
         i, j = backend.band_cols(scan.sims, cols, lo, hi)
-        win = decide(raw_b, j, raw_a, i, raw_a, j)  # query b_j, candidate a_i, match a_j
+        win = _settle(  # query b_j, candidate a_i, match a_j
+            backend.pair_dots(xa, i, xb, j), match[j], dim,
+            lambda u: decide(raw_b, j[u], raw_a, i[u], raw_a, j[u]),
+        )  # fmt: skip
         np.add.at(b_to_a, j[win], 1)
     return CrossCounts(match=match, a_to_b=a_to_b, b_to_a=b_to_a)
 
@@ -89,10 +106,15 @@ def intra_counts(
     ``match[:, l]`` holds the float64 thresholds against partner ``l``, whose raw rows
     ``partners[l]`` settle the near ties.
     """
-    lo, hi = thresholds32(match, gemm_band(int(x.shape[1])))
+    dim = int(x.shape[1])
+    lo, hi = thresholds32(match, gemm_band(dim))
     counts, (i, part, j) = backend.intra_scan(x, lo, hi)
-    for p in np.unique(part):
-        sel = part == p
+    if not len(i):
+        return counts
+    sure, unsure = split_band(backend.pair_dots(x, i, x, j), match[i, part], dim)
+    np.add.at(counts, (i[sure], part[sure]), 1)
+    for p in np.unique(part[unsure]):
+        sel = unsure & (part == p)
         ii, jj = i[sel], j[sel]
         win = decide(raw, ii, raw, jj, partners[int(p)], ii)
         np.add.at(counts, (ii[win], int(p)), 1)

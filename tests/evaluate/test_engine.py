@@ -162,12 +162,12 @@ def test_sigkill_then_resume_gives_identical_outputs(tmp_path: Path) -> None:
     pairs_dir = tmp_path / "out" / "1500_tiles" / "m" / ".cache" / "pairs"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if pairs_dir.is_dir() and len(list(pairs_dir.glob("*.npz"))) >= 3:
+        if pairs_dir.is_dir() and len(list(pairs_dir.glob("*.npy"))) >= 3:
             break
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list(pairs_dir.glob("*.npz")))
+    done = len(list(pairs_dir.glob("*.npy")))
     assert 3 <= done < n_pairs, "the kill must land mid-run"
     out = tmp_path / "out" / "1500_tiles" / "m"
     assert not (out / "run.json").exists()
