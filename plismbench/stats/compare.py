@@ -93,19 +93,29 @@ def compare_entries(
     ptypes = pair_type_order(reference["pair_type"].unique().to_list())
     rows: list[dict[str, Any]] = []
     scores = [score_replicates(f, boot) for f in frames]
+    values = [{n: f[n].to_numpy().astype(np.float64) for n in names} for f in frames]
+    cache: dict[tuple[int, str, str], np.ndarray] = {}
+
+    def median_reps(k: int, name: str, ptype: str, mask: np.ndarray) -> np.ndarray:
+        """Replicates of model k's median; computed once per model when nothing is NaN."""
+        v = values[k][name]
+        if np.array_equal(mask, boot.design.mask(ptype) & np.isfinite(v)):
+            key = (k, name, ptype)
+            if key not in cache:
+                cache[key] = boot.median(v, ptype)
+            return cache[key]
+        return boot.median(np.where(mask, v, np.nan), ptype)
+
     for (i, a), (j, b) in itertools.combinations(enumerate(entries), 2):
         for name in names:
-            va = frames[i][name].to_numpy().astype(np.float64)
-            vb = frames[j][name].to_numpy().astype(np.float64)
+            va, vb = values[i][name], values[j][name]
             for ptype in ptypes:
                 mask = boot.design.mask(ptype) & np.isfinite(va) & np.isfinite(vb)
                 if not mask.any():
                     continue
                 med_a, med_b = float(np.median(va[mask])), float(np.median(vb[mask]))
                 diff = med_a - med_b
-                reps = boot.median(np.where(mask, va, np.nan), ptype) - boot.median(
-                    np.where(mask, vb, np.nan), ptype
-                )
+                reps = median_reps(i, name, ptype, mask) - median_reps(j, name, ptype, mask)
                 lo, hi = boot.ci(diff, reps, level)
                 d = va[mask] - vb[mask]
                 p_w = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0

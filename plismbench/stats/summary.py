@@ -82,3 +82,16 @@ def score_replicates(metrics: pl.DataFrame, boot: Bootstrap) -> tuple[dict[str, 
     observed, parts = component_replicates(metrics, boot)
     observed["leaderboard_metric"] = float(np.mean(list(observed.values())))
     return observed, np.mean(np.stack(list(parts.values())), axis=0)
+
+
+def add_ci_columns(
+    results: pl.DataFrame, metrics: pl.DataFrame, names: Sequence[str], **options: object
+) -> pl.DataFrame:
+    """``results.csv``'s table with :data:`CI_COLUMNS` joined on (pair_type, metric).
+
+    ``options`` go to :func:`results_ci` (``n_boot``, ``seed``, ``level``). Costs a few
+    seconds on the full 91-slide design, so callers on a timed path may prefer the
+    report's ``results.json``, which holds the same intervals.
+    """
+    ci = results_ci(metrics, names, **options).select("pair_type", "metric", *CI_COLUMNS)  # type: ignore[arg-type]
+    return results.join(ci, on=["pair_type", "metric"], how="left", maintain_order="left")
