@@ -26,7 +26,11 @@ __all__ = ["CorpusLoader"]
 
 
 class _StepReads(Dataset[Any]):
-    """Item ``s``: this rank's tiles of step ``s`` (stacked into one tensor when they can be)."""
+    """Item ``s``: this rank's tiles of step ``s``.
+
+    In a worker process, tiles of one shape are stacked into one uint8 tensor allocated in
+    shared memory, so that they cross to the main process as one block, not n pickles.
+    """
 
     def __init__(self, corpus: TileCorpus, order: StreamOrder, batch: int, rank: int, share: int):
         self.corpus, self.order = corpus, order
@@ -38,11 +42,9 @@ class _StepReads(Dataset[Any]):
 
     def __getitem__(self, step: int) -> Any:
         tiles = self.corpus.read(self.order.indices(self.positions(step)))
-        if len({t.shape for t in tiles}) != 1:
+        if torch.utils.data.get_worker_info() is None or len({t.shape for t in tiles}) != 1:
             return tiles
-        out = torch.empty((len(tiles), *tiles[0].shape), dtype=torch.uint8)
-        if torch.utils.data.get_worker_info() is not None:
-            out.share_memory_()  # one copy into the block the main process maps, not n pickles
+        out = torch.empty((len(tiles), *tiles[0].shape), dtype=torch.uint8).share_memory_()
         np.stack(tiles, out=out.numpy())
         return out
 
