@@ -21,6 +21,7 @@ import torch
 from plismbench.data.sources import open_source
 from plismbench.data.synth import synth
 from plismbench.extract.engine import extract, resolve_device, resolve_precision
+from plismbench.extract.layers import n_layers
 from plismbench.extractors.registry import get_extractor, load_extractor
 
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--slides", type=int, default=2, help="slides (scanners) to write")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--layers", default=None, help="also time extract --layers (e.g. all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -79,6 +81,13 @@ def main() -> None:
             result = extract(model, source, Path(tmp) / "out", batch_size=args.batch_size,
                              workers=args.workers, overwrite=True)  # fmt: skip
             e2e = result.tiles_per_s
+            layers_rate = None
+            if args.layers and n_layers(model):
+                with_layers = extract(
+                    model, source, Path(tmp) / "out", batch_size=args.batch_size,
+                    workers=args.workers, overwrite=True, layers=args.layers,
+                )  # fmt: skip
+                layers_rate = round(with_layers.tiles_per_s, 1)
             row = {
                 "model": spec.name,
                 "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -88,6 +97,7 @@ def main() -> None:
                 "forward_tiles_per_s": round(fwd, 1),
                 "end_to_end_tiles_per_s": round(e2e, 1),
                 "ratio": round(e2e / fwd, 3) if fwd else None,
+                "end_to_end_with_layers_tiles_per_s": layers_rate,
                 "tiles": result.tiles,
             }
             rows.append(row)

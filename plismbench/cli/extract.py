@@ -109,8 +109,6 @@ def extract_command(
     _load_plugins(plugin)
     from plismbench.extract.config import ExtractConfig, check_writable
     from plismbench.extract.engine import extract
-    from plismbench.extractors.registry import get_extractor
-
     rank = int(os.environ.get("RANK", "0"))
 
     def log(message: str) -> None:
@@ -137,7 +135,7 @@ def extract_command(
     )
     config.validate()
     # Cheap checks first: the output folder and the Hub, before any model or data is loaded.
-    check_writable(export_dir / get_extractor(model).folder)
+    check_writable(export_dir)
     if streaming:
         _require_hub()
     try:

@@ -28,8 +28,10 @@ from plismbench.extract.claims import Claims
 from plismbench.extract.config import ExtractConfig, check_writable, resolve_precision
 from plismbench.extract.fingerprint import (
     build_meta,
+    describe_source,
     differences,
     fingerprint,
+    library_versions,
     pin_folder,
     read_json,
     refuse,
@@ -54,7 +56,16 @@ from plismbench.utils.device import resolve_device
 from plismbench.utils.io import save_npy, write_json
 from plismbench.utils.progress import make_progress
 
-__all__ = ["ExtractConfig", "ExtractResult", "extract", "resolve_device", "resolve_precision"]
+__all__ = [
+    "ExtractConfig",
+    "ExtractResult",
+    "describe_source",
+    "extract",
+    "library_versions",
+    "precision_drift",
+    "resolve_device",
+    "resolve_precision",
+]
 
 Model = str | os.PathLike[str] | ExtractorSpec | FeatureExtractor
 
