@@ -34,7 +34,7 @@ ALPHA = 0.05
 COLUMNS = (
     "rank", "model", "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
     "top_10_cross_scanner_cross_staining", "leaderboard_metric", "leaderboard_metric_ci_low",
-    "leaderboard_metric_ci_high", "group", "status", "note", "n_slides",
+    "leaderboard_metric_ci_high", "group", "status", "complete", "note", "n_slides",
 )  # fmt: skip
 
 
@@ -80,7 +80,9 @@ def leaderboard(
     hierarchical bootstrap over stainings and scanners (``n_boot=0``: no intervals);
     ``group`` numbers the ranked models so that a model is not significantly different
     from the first model of its group (Holm-corrected, alpha 0.05); ``status`` is
-    ``ranked``, ``incomplete`` or ``separate`` and ``note`` says why. Writes
+    ``ranked``, ``incomplete`` or ``separate`` and ``note`` says why; ``complete`` is
+    false for a missing pair type, no k=10, a NaN score or ``complete: false`` in
+    ``run.json`` (a PLISM store missing slides). Writes
     ``leaderboard.csv`` (full precision) and ``leaderboard.md`` in ``<metrics_dir>/<n>_tiles/``.
     """
     root = Path(metrics_dir)
@@ -106,6 +108,8 @@ def leaderboard(
 
 
 def _dtype(column: str) -> type[pl.DataType]:
+    if column == "complete":
+        return pl.Boolean
     if column in ("rank", "n_slides", "group"):
         return pl.Int64
     return pl.String if column in ("model", "status", "note") else pl.Float64
@@ -120,6 +124,7 @@ def _row(rank: int, e: Entry) -> dict[str, object]:
         "leaderboard_metric_ci_high": e.ci[1],
         "group": e.group,
         "status": e.status,
+        "complete": e.complete and not e.partial,
         "note": e.note,
         "n_slides": e.n_slides,
     }

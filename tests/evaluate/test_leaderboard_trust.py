@@ -46,6 +46,7 @@ def test_a_two_slide_model_never_ranks_first(metrics: Path) -> None:
     assert "other slides (2, 2 shared with the ranked 9)" in last["note"]
     assert "incomplete" in last["note"] and "cross-staining" in last["note"]
     assert board["status"].to_list()[:2] == ["ranked", "ranked"]
+    assert board["complete"].to_list() == [True, True, False]
     on_disk = pl.read_csv(metrics / "20_tiles" / "leaderboard.csv")
     assert on_disk["model"].to_list() == board["model"].to_list()
 
