@@ -25,8 +25,11 @@ def is_demo(inputs: ReportInputs) -> bool:
     for run in inputs.models:
         for meta in run.provenance.values():
             source = meta.get("source") if isinstance(meta, dict) else None
-            if isinstance(source, dict) and "synth" in str(source).lower():
-                return True
+            if isinstance(source, dict) and (
+                "synth" in str(source.get("type", "")).lower()
+                or any(Path(str(v)).name == "synthetic" for v in source.values())
+            ):
+                return True  # the demo's folder is <output>/data/synthetic
     names = {m.name for m in inputs.models}
     return bool(names) and names <= set(DEMO_MODELS)
 

@@ -113,3 +113,18 @@ def test_demo_banner_published_and_sections(
     assert 'id="published"' in html and "H0-Mini (published #1)" in html and "0.541" in html
     assert "not 8,139" in html
     assert '<section id="why"><p>analysis</p>' in html and 'href="#why"' in html
+
+
+def test_demo_detection_from_the_source() -> None:
+    import polars as pl
+
+    from plismbench.report.inputs import ReportInputs
+    from plismbench.report.sections import is_demo
+
+    def inputs(source: dict) -> ReportInputs:
+        prov = {"s": {"source": source}}
+        run = ModelRun("uni", Path("."), pl.DataFrame(), pl.DataFrame(), {}, prov)
+        return ReportInputs(Path("."), 8, Path("."), pl.DataFrame(), [run])
+
+    assert is_demo(inputs({"type": "h5", "download_dir": "/x/out/data/synthetic"}))
+    assert not is_demo(inputs({"type": "h5", "download_dir": "/data/synthesis-lab/plism"}))
