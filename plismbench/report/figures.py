@@ -265,6 +265,7 @@ def scatter_figure(
     known = [p for p in params_m.values() if p]
     largest = max(known) if known else None  # zero-parameter baselines get the smallest marker
     tops = ["top_10_cross_scanner", "top_10_cross_staining", "top_10_cross_scanner_cross_staining"]
+    labels: list[tuple[float, float, str]] = []
     for row in board.iter_rows(named=True):
         name = row["model"]
         x = row["cosine_similarity_all"]
@@ -292,15 +293,7 @@ def scatter_figure(
                 yerr=[[max(0.0, y - y_lo)], [max(0.0, y_hi - y)]],
                 fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, alpha=0.9, zorder=2,
             )  # fmt: skip
-        size = param_text(p)
-        ax.annotate(
-            f"#{row['rank']} {name} ({size})",
-            (x, y),
-            xytext=(8, 6),
-            textcoords="offset points",
-            fontsize=9,
-            zorder=4,
-        )
+        labels.append((x, y, f"#{row['rank']} {name} ({param_text(p)})"))
     ax.set_xlabel("Median cosine similarity, all slide pairs (higher is more robust)")
     ax.set_ylabel(
         f"Top-{K} accuracy: mean of the cross-scanner, cross-staining\n"
@@ -311,6 +304,7 @@ def scatter_figure(
     )
     ax.grid(True, color="#e6e6e6", zorder=0)
     ax.margins(0.15)
+    _place_labels(ax, labels)
     handles: list[Line2D] = []
     if largest:
         for ref in _reference_sizes(largest):
@@ -350,6 +344,33 @@ def scatter_figure(
             frameon=True,
         )
     return fig
+
+
+def _place_labels(ax: Axes, labels: list[tuple[float, float, str]]) -> None:
+    """Model labels beside their markers, moved down a line while they would overlap.
+
+    Positions are compared in points (after autoscaling); a label is about 5.5 points
+    per character wide and 11 points high at font size 9.
+    """
+    ax.autoscale_view()
+    to_points = ax.transData.transform
+    scale = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float]] = []  # left, bottom, width in points
+    for x, y, text in sorted(labels, key=lambda t: -t[1]):
+        px, py = (v * scale for v in to_points((x, y)))
+        width = 5.5 * len(text)
+        dy = 6.0
+        for _ in range(12):
+            left, bottom = px + 8, py + dy
+            clash = any(
+                abs(bottom - b) < 11 and left < x0 + w and x0 < left + width
+                for x0, b, w in placed
+            )
+            if not clash:
+                break
+            dy -= 12.0
+        placed.append((px + 8, py + dy, width))
+        ax.annotate(text, (x, y), xytext=(8, dy), textcoords="offset points", fontsize=9, zorder=4)
 
 
 def param_text(params_m: float | None) -> str:
