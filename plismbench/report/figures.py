@@ -347,21 +347,27 @@ def scatter_figure(
 
 
 def _place_labels(ax: Axes, labels: list[tuple[float, float, str]]) -> None:
-    """Model labels beside their markers, moved down a line while they would overlap.
+    """Model labels beside their markers, never over each other or out of the axes.
 
-    Positions are compared in points (after autoscaling); a label is about 5.5 points
-    per character wide and 11 points high at font size 9.
+    A label goes right of its marker, or left in the right 40% of the axes (so it never
+    runs into the legend outside them), and moves down a line while it would overlap
+    one already placed. Positions are compared in points after autoscaling; a label is
+    about 5.5 points per character wide and 11 points high at font size 9.
     """
     ax.autoscale_view()
+    x_lo, x_hi = ax.get_xlim()
     to_points = ax.transData.transform
     scale = 72.0 / ax.figure.dpi
     placed: list[tuple[float, float, float]] = []  # left, bottom, width in points
     for x, y, text in sorted(labels, key=lambda t: -t[1]):
         px, py = (v * scale for v in to_points((x, y)))
         width = 5.5 * len(text)
+        left_side = (x - x_lo) / ((x_hi - x_lo) or 1.0) > 0.6
+        dx = -8.0 if left_side else 8.0
+        left = px + dx - (width if left_side else 0.0)
         dy = 6.0
         for _ in range(12):
-            left, bottom = px + 8, py + dy
+            bottom = py + dy
             clash = any(
                 abs(bottom - b) < 11 and left < x0 + w and x0 < left + width
                 for x0, b, w in placed
@@ -369,8 +375,11 @@ def _place_labels(ax: Axes, labels: list[tuple[float, float, str]]) -> None:
             if not clash:
                 break
             dy -= 12.0
-        placed.append((px + 8, py + dy, width))
-        ax.annotate(text, (x, y), xytext=(8, dy), textcoords="offset points", fontsize=9, zorder=4)
+        placed.append((left, py + dy, width))
+        ax.annotate(
+            text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, zorder=4,
+            ha="right" if left_side else "left",
+        )  # fmt: skip
 
 
 def param_text(params_m: float | None) -> str:

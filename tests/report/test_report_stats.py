@@ -128,3 +128,31 @@ def test_demo_detection_from_the_source() -> None:
 
     assert is_demo(inputs({"type": "h5", "download_dir": "/x/out/data/synthetic"}))
     assert not is_demo(inputs({"type": "h5", "download_dir": "/data/synthesis-lab/plism"}))
+
+
+def test_scatter_labels_collide_neither_with_each_other_nor_the_legend() -> None:
+    import itertools
+
+    import polars as pl
+
+    close = [("h0-mini", 0.80, 0.45), ("conch", 0.801, 0.452), ("uni", 0.802, 0.449),
+             ("virchow2", 0.6, 0.3)]  # fmt: skip
+    board = pl.DataFrame([
+        {"rank": i + 1, "model": n, "cosine_similarity_all": x, "top_10_cross_scanner": y,
+         "top_10_cross_staining": y, "top_10_cross_scanner_cross_staining": y}
+        for i, (n, x, y) in enumerate(close)
+    ])  # fmt: skip
+    colours = figures.model_colours(board["model"].to_list())
+    fig = figures.scatter_figure(board, {"h0-mini": 86.0, "uni": 300.0}, colours)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 4
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not any(box.overlaps(legend) for box in boxes)
