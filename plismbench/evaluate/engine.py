@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -165,13 +166,15 @@ def ticker(bar: Any, task: Any, every_s: float = 0.1) -> Callable[..., None]:
     """``tick()`` advances ``task`` by one, refreshing the bar at most every ``every_s``
     (a rich update per pair cost more than a small pair); ``tick(flush=True)`` catches up."""
     state = {"pending": 0, "last": 0.0}
+    lock = threading.Lock()  # pairs may finish on several threads
 
     def tick(flush: bool = False) -> None:
-        state["pending"] += 0 if flush else 1
-        now = time.monotonic()
-        if state["pending"] and (flush or now - state["last"] >= every_s):
-            bar.advance(task, state["pending"])
-            state["pending"], state["last"] = 0, now
+        with lock:
+            state["pending"] += 0 if flush else 1
+            now = time.monotonic()
+            if state["pending"] and (flush or now - state["last"] >= every_s):
+                bar.advance(task, state["pending"])
+                state["pending"], state["last"] = 0, now
 
     return tick
 
@@ -248,9 +251,7 @@ class _Run:
         load = bar.add_task(f"{self.model}: load features", total=n_slides)
         stages.load(threads, ticker(bar, load))
         tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs", total=len(pairs)))
-        for i, j in pairs:
-            stages.run_pair(i, j)
-            tick()
+        stages.run_pairs(pairs, tick)
         tick(flush=True)
         tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide", total=len(slides)))
         for a in slides:
@@ -353,9 +354,7 @@ class _Run:
         load = bar.add_task(f"{self.model}: load features", total=len(self.store.slides))
         stages.load(threads, ticker(bar, load))
         tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs (rank 0)", total=len(pairs)))
-        for i, j in pairs:
-            stages.run_pair(i, j)
-            tick()
+        stages.run_pairs(pairs, tick)
         tick(flush=True)
         barrier()  # every pair is in the cache before any intra stage reads it
         mine = all_slides[ctx.rank :: ctx.world_size]

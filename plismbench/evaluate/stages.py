@@ -26,10 +26,11 @@ from plismbench.evaluate.cache import PairCache
 from plismbench.evaluate.store import FeatureStore
 from plismbench.metrics.backend import Backend
 from plismbench.metrics.ranks import CrossCounts, cross_counts, intra_counts, ranks_from_counts
-from plismbench.metrics.retrieval import summarise_ranks
 from plismbench.utils.io import save_npy
 
 RANKS_DIR = "ranks"
+#: Pairs whose ranks are summarised at once (bounds memory: 2 x chunk x N x 8 bytes).
+ASSEMBLE_CHUNK = 128
 
 
 def all_pairs(n_slides: int) -> list[tuple[int, int]]:
@@ -89,6 +90,15 @@ class Stages:
             counts.match, counts.a_to_b.astype(np.int32), counts.b_to_a.astype(np.int32)
         )
 
+    def run_pairs(self, pairs: list[tuple[int, int]], tick: Callable[[], None]) -> None:
+        """Stage 1 for ``pairs`` (concurrently on CPU when they are small)."""
+
+        def one(pair: tuple[int, int]) -> None:
+            self.run_pair(*pair)
+            tick()
+
+        self.backend.map_pairs(one, pairs, len(self.rows))
+
     def run_intra(self, a: int) -> None:
         others = partners(a, self.n_slides)
         thr = np.stack([self.cross(min(a, b), max(a, b)).match for b in others], axis=1)
@@ -100,36 +110,47 @@ class Stages:
     def assemble(
         self, ks: tuple[int, ...], ranks_dir: Path | None, advance: Callable[[], None]
     ) -> pl.DataFrame:
-        """One row per pair: cosine, top-k (both directions and their mean), MRR, median."""
-        records = []
-        for i, j in self.pairs:
-            cross = self.cross(i, j)
-            r_ab, r_ba = ranks_from_counts(
-                cross, self.intra(i)[:, column(i, j)], self.intra(j)[:, column(j, i)]
-            )
-            r_ab, r_ba = r_ab.astype(np.int64), r_ba.astype(np.int64)
-            s = summarise_ranks(r_ab, r_ba, ks)
-            a, b = self.store.slides[i].name, self.store.slides[j].name
-            rec: dict[str, Any] = {
-                "slide_a": a.slide_id,
-                "slide_b": b.slide_id,
-                "staining_a": a.staining,
-                "scanner_a": a.scanner,
-                "staining_b": b.staining,
-                "scanner_b": b.scanner,
-                "pair_type": pair_type(a, b),
-                "n_tiles": len(r_ab),
-                "cosine_similarity": float(np.mean(cross.match)),
-            }
-            rec.update({f"top_{k}_accuracy": s.top_k[k] for k in ks})
-            rec.update({"mrr": s.mrr, "median_rank": s.median_rank})
-            rec.update({f"top_{k}_accuracy_a_to_b": s.top_k_a_to_b[k] for k in ks})
-            rec.update({f"top_{k}_accuracy_b_to_a": s.top_k_b_to_a[k] for k in ks})
-            records.append(rec)
-            if ranks_dir is not None:
-                save_npy(
-                    ranks_dir / RANKS_DIR / f"{a.slide_id}---{b.slide_id}.npy",
-                    np.stack([r_ab, r_ba]).astype(np.int32),
+        """One row per pair: cosine, top-k (both directions and their mean), MRR, median.
+
+        Vectorised over chunks of pairs (the same reductions as
+        :func:`~plismbench.metrics.retrieval.summarise_ranks`, row by row).
+        """
+        names = [self.store.slides[s].name for s in range(self.n_slides)]
+        cols: dict[str, list[Any]] = {}
+        for c0 in range(0, len(self.pairs), ASSEMBLE_CHUNK):
+            chunk = self.pairs[c0 : c0 + ASSEMBLE_CHUNK]
+            r_ab = np.empty((len(chunk), len(self.rows)), dtype=np.int64)
+            r_ba = np.empty_like(r_ab)
+            cosine = np.empty(len(chunk))
+            for p, (i, j) in enumerate(chunk):
+                cross = self.cross(i, j)
+                r_ab[p], r_ba[p] = ranks_from_counts(
+                    cross, self.intra(i)[:, column(i, j)], self.intra(j)[:, column(j, i)]
                 )
-            advance()
-        return pl.DataFrame(records)
+                cosine[p] = np.mean(cross.match)
+                if ranks_dir is not None:
+                    a, b = names[i].slide_id, names[j].slide_id
+                    save_npy(ranks_dir / RANKS_DIR / f"{a}---{b}.npy",
+                             np.stack([r_ab[p], r_ba[p]]).astype(np.int32))  # fmt: skip
+                advance()
+            ab = {k: np.mean(r_ab <= k, axis=1) for k in ks}
+            ba = {k: np.mean(r_ba <= k, axis=1) for k in ks}
+            chunk_cols: dict[str, Any] = {
+                "slide_a": [names[i].slide_id for i, _ in chunk],
+                "slide_b": [names[j].slide_id for _, j in chunk],
+                "staining_a": [names[i].staining for i, _ in chunk],
+                "scanner_a": [names[i].scanner for i, _ in chunk],
+                "staining_b": [names[j].staining for _, j in chunk],
+                "scanner_b": [names[j].scanner for _, j in chunk],
+                "pair_type": [pair_type(names[i], names[j]) for i, j in chunk],
+                "n_tiles": [len(self.rows)] * len(chunk),
+                "cosine_similarity": cosine.tolist(),
+                **{f"top_{k}_accuracy": ((ab[k] + ba[k]) / 2).tolist() for k in ks},
+                "mrr": ((np.mean(1.0 / r_ab, axis=1) + np.mean(1.0 / r_ba, axis=1)) / 2).tolist(),
+                "median_rank": np.median(np.concatenate([r_ab, r_ba], axis=1), axis=1).tolist(),
+                **{f"top_{k}_accuracy_a_to_b": ab[k].tolist() for k in ks},
+                **{f"top_{k}_accuracy_b_to_a": ba[k].tolist() for k in ks},
+            }
+            for key, values in chunk_cols.items():
+                cols.setdefault(key, []).extend(values)
+        return pl.DataFrame(cols)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,9 @@ CUDA_GEMM_ROWS = 4096
 SUB_ROWS = 64
 #: Above this many (value, threshold) comparisons per block, intra counts use a sort.
 SPARSE_LIMIT = 1 << 24
+#: Whole slide pairs run concurrently on CPU while their similarity blocks fit in this.
+PAIR_PARALLEL_BYTES = 1 << 30
+T = TypeVar("T")
 
 
 def count_at_thresholds(sims: Any, thresholds: Any) -> Any:
@@ -161,6 +164,11 @@ class Backend:
         """A torch view of a device array."""
         raise NotImplementedError
 
+    def map_pairs(self, fn: Callable[[T], None], items: Sequence[T], n_tiles: int) -> None:
+        """``fn`` on every item (slide pairs), in order here; see the CPU override."""
+        for item in items:
+            fn(item)
+
     def intra_scan(
         self, x: Any, lo: np.ndarray, hi: np.ndarray
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -213,17 +221,55 @@ class NumpyBackend(Backend):
 
     def __init__(self) -> None:
         self.workers = os.cpu_count() or 1
+        self._single_blas = False
 
     def put(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def _run(self, fn: Any, n_blocks: int) -> None:
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            if self.workers == 1 or n_blocks == 1:
+        if self.workers == 1 or n_blocks == 1:
+            with self._one_blas_thread():
                 for b in range(n_blocks):
                     fn(b)
-            else:
-                list(_pool(self.workers).map(fn, range(n_blocks)))
+            return
+        with self._one_blas_thread():
+            pending = [_pool(self.workers).submit(fn, b) for b in range(1, n_blocks)]
+            fn(0)  # the calling thread takes a block too
+            for f in pending:
+                f.result()
+
+    @contextlib.contextmanager
+    def _one_blas_thread(self) -> Iterator[None]:
+        if self._single_blas:
+            yield
+            return
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield
+
+    def map_pairs(self, fn: Callable[[T], None], items: Sequence[T], n_tiles: int) -> None:
+        """Whole pairs on the worker threads, each single-threaded, when their N x N
+        blocks fit in ``PAIR_PARALLEL_BYTES`` together: small pairs waste less time in
+        the serial Python around each GEMM. Otherwise pairs run in order, each split
+        over the threads."""
+        workers = self.workers
+        if workers == 1 or len(items) < 2 or 4 * n_tiles * n_tiles * workers > PAIR_PARALLEL_BYTES:
+            for item in items:
+                fn(item)
+            return
+        self.workers, self._single_blas = 1, True
+        try:
+            with _blas_controller().limit(limits=1, user_api="blas"):
+                futures = [_pool(workers).submit(fn, item) for item in items]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    wait(futures)  # nothing keeps running after an error or Ctrl-C
+                    raise
+        finally:
+            self.workers, self._single_blas = workers, False
 
     def gram(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out = np.empty((x.shape[0], y.shape[0]), dtype=np.float32)
