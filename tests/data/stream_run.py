@@ -22,6 +22,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     import datasets
 
     from plismbench.data import sources
+    from plismbench.data.sources import streaming
 
     calls: list[dict[str, Any]] = []
     real_load = datasets.load_dataset
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         decoded.append(name)
         return real_decode(data, where=where, name=name)
 
-    sources.decode_image = decode_image  # type: ignore[assignment]
+    streaming.decode_image = decode_image  # type: ignore[assignment]
 
     repo_id, h5_dir, start, *wanted = argv
     stream = sources.open_source(streaming=True, repo_id=repo_id)

@@ -126,7 +126,9 @@ def test_streaming_resume_skips_done_slides(
         decoded.append(name)
         return real(data, where=where, name=name)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sources, "decode_image", counting)
+    from plismbench.data.sources import streaming
+
+    monkeypatch.setattr(streaming, "decode_image", counting)
     src = open_source(streaming=True)
     done, todo = src.slide_ids()[:-1], src.slide_ids()[-1]
     for sid in done:  # finished slides: only their coordinates are checked
