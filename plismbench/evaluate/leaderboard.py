@@ -26,6 +26,7 @@ from plismbench.evaluate.subset import DEFAULT_N_TILES
 from plismbench.stats.ranking import Entry, load_entry, order_entries
 from plismbench.utils.io import atomic_path, write_text
 
+NAN = float("nan")
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
 #: Significance level of the groups of models not significantly different.
@@ -35,6 +36,10 @@ COLUMNS = (
     "rank", "model", "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
     "top_10_cross_scanner_cross_staining", "leaderboard_metric", "leaderboard_metric_ci_low",
     "leaderboard_metric_ci_high", "group", "status", "complete", "note", "n_slides",
+    "cosine_similarity_all_ci_low", "cosine_similarity_all_ci_high",
+    "top_10_cross_scanner_ci_low", "top_10_cross_scanner_ci_high",
+    "top_10_cross_staining_ci_low", "top_10_cross_staining_ci_high",
+    "top_10_cross_scanner_cross_staining_ci_low", "top_10_cross_scanner_cross_staining_ci_high",
 )  # fmt: skip
 
 
@@ -76,8 +81,9 @@ def leaderboard(
 ) -> pl.DataFrame:
     """One row per evaluated model: ranked group first (best first), then the others.
 
-    Columns: :data:`COLUMNS`. ``leaderboard_metric_ci_*`` is the 95% interval of the
-    hierarchical bootstrap over stainings and scanners (``n_boot=0``: no intervals);
+    Columns: :data:`COLUMNS`. ``*_ci_low`` / ``*_ci_high`` are the 95% intervals of the
+    score and of its four components, from the hierarchical bootstrap over stainings
+    and scanners (``n_boot=0``: no intervals);
     ``group`` numbers the ranked models so that a model is not significantly different
     from the first model of its group (Holm-corrected, alpha 0.05); ``status`` is
     ``ranked``, ``incomplete`` or ``separate`` and ``note`` says why; ``complete`` is
@@ -127,6 +133,11 @@ def _row(rank: int, e: Entry) -> dict[str, object]:
         "complete": e.complete and not e.partial,
         "note": e.note,
         "n_slides": e.n_slides,
+        **{
+            f"{k}_ci_{side}": e.component_ci.get(k, (NAN, NAN))[i]
+            for k in e.components if k != "leaderboard_metric"
+            for i, side in enumerate(("low", "high"))
+        },
     }
 
 

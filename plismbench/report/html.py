@@ -41,8 +41,9 @@ figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
 .pair{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 .scroll{overflow-x:auto;max-width:100%}
 #leaderboard{font-size:13px}#leaderboard th,#leaderboard td{padding:4px 6px}
-#leaderboard td.l:last-child{max-width:170px}#leaderboard td.l:nth-child(2){max-width:200px;
-overflow-wrap:anywhere}
+#leaderboard td.l:last-child{max-width:170px}
+#leaderboard .cis{font-size:10.5px;color:#57606a;letter-spacing:-.3px;white-space:nowrap}
+#leaderboard td.l:nth-child(2){max-width:200px;overflow-wrap:anywhere}
 tr.off td{color:#6e7781}
 .demo{background:#fff4ce;border:1px solid #d4a72c;border-radius:6px;padding:10px 16px;
 margin-top:12px;font-size:15px}
@@ -90,7 +91,7 @@ def _cell(value: Any, ci: tuple[float, float] | None = None, best: bool = False)
         return '<td class="mono">n/a</td>'
     shown = f"{value:.3f}"
     if ci is not None and all(np.isfinite(v) for v in ci):
-        shown += f'<br><span class="note">[{ci[0]:.3f}, {ci[1]:.3f}]</span>'
+        shown += f'<br><span class="cis">{ci[0]:.3f}&ndash;{ci[1]:.3f}</span>'
     cls = "mono best" if best else "mono"
     return f'<td class="{cls}" title="{value!r}">{shown}</td>'
 
@@ -101,7 +102,7 @@ BOARD_COLUMNS = (
     ("top_10_cross_scanner", "Top-10<br>scanner"),
     ("top_10_cross_staining", "Top-10<br>staining"),
     ("top_10_cross_scanner_cross_staining", "Top-10<br>both"),
-    ("leaderboard_metric", "Score<br>[95% CI]"),
+    ("leaderboard_metric", "Score"),
 )
 
 
@@ -131,7 +132,7 @@ def leaderboard_table(inputs: ReportInputs) -> str:
             ci: tuple[float, float] | None = None
             lo, hi = row.get(f"{c}_ci_low"), row.get(f"{c}_ci_high")
             if lo is not None and hi is not None:
-                ci = (float(lo), float(hi))  # the score's; components' are in results.json
+                ci = (float(lo), float(hi))
             v = row[c]
             cells.append(_cell(v, ci, status == "ranked" and v is not None and v == best[c]))
         group = row.get("group")
@@ -280,12 +281,12 @@ def render(
         "over cross-scanner pairs of the same staining (Top-10 scanner), cross-staining pairs "
         "from the same scanner (Top-10 staining) and pairs that differ in both (Top-10 both). "
         "Higher is more robust. Values "
-        "at 3 decimals (full precision in the tooltip and in leaderboard.csv); the score's 95% "
-        "interval comes from a bootstrap over stainings and scanners. Models in the same group "
-        "are not significantly different from the group's first model (Holm, alpha 0.05). "
-        "The best ranked value of each column is in bold; incomplete models and models "
-        "evaluated on other slides, tiles or top-k lists are listed after, greyed, with the "
-        "reason.</p>",
+        "at 3 decimals (full precision in the tooltip and in leaderboard.csv), each with its "
+        "95% interval underneath, from a bootstrap over stainings and scanners. Models in "
+        "the same group are not significantly different from the group's first model "
+        "(Holm, alpha 0.05). The best ranked value of each column is in bold; incomplete "
+        "models and models evaluated on other slides, tiles or top-k lists are listed after, "
+        "greyed, with the reason.</p>",
         leaderboard_table(inputs),
         "</section>",
         *(

@@ -24,7 +24,7 @@ from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_com
 from plismbench.stats.bootstrap import Bootstrap
 from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
-from plismbench.stats.summary import score_replicates
+from plismbench.stats.summary import component_replicates
 
 NAN = float("nan")
 
@@ -41,6 +41,8 @@ class Entry:
     slide_ids: frozenset[str]
     reasons: list[str] = field(default_factory=list)
     ci: tuple[float, float] = (NAN, NAN)
+    #: 95% intervals of the four components, by leaderboard column name.
+    component_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     replicates: np.ndarray | None = None
     boot: Bootstrap | None = None
     group: int | None = None
@@ -190,9 +192,11 @@ def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
             aligned = align(e.metrics, reference, str(e.folder))
         except InputError:
             continue  # same slide set but other pairs: no interval rather than a wrong one
-        _, reps = score_replicates(aligned, boot)
+        _, parts = component_replicates(aligned, boot)
+        reps = np.mean(np.stack(list(parts.values())), axis=0)
         e.replicates, e.boot = reps, boot
         e.ci = boot.ci(e.score, reps)
+        e.component_ci = {k: boot.ci(e.components[k], r) for k, r in parts.items()}
 
 
 def _has_columns(metrics: pl.DataFrame) -> bool:

@@ -41,7 +41,8 @@ def test_leaderboard_table_is_3_decimals_with_intervals(report_html: Path) -> No
     html = report_html.read_text(encoding="utf-8")
     table = html[html.index('<table id="leaderboard"') : html.index("</table>", html.index(
         '<table id="leaderboard"'))]  # fmt: skip
-    assert re.search(r">\d\.\d{3}<br><span class=\"note\">\[\d\.\d{3}, \d\.\d{3}\]</span>", table)
+    found = re.findall(r">\d\.\d{3}<br><span class=\"cis\">\d\.\d{3}&ndash;\d\.\d{3}</span>", table)
+    assert len(found) >= 2 * 5  # two ranked models: four components and the score each
     shown = re.findall(r"\b\d\.\d+\b(?![^<]*\")", re.sub(r'title="[^"]*"', "", table))
     assert shown and all(len(v.split(".")[1]) == 3 for v in shown)  # never 16 digits
     assert '<div class="scroll"><table id="leaderboard"' in html
