@@ -59,6 +59,8 @@ def bundle(run: ModelRun, intervals: Intervals | None = None) -> dict[str, Any]:
             "revision": source.get("revision") if isinstance(source, dict) else None,
         },
         "evaluated_with": run.run.get("plismbench"),
+        # The evaluation this bundle describes: compare with run.json to detect staleness.
+        "evaluation": {k: run.run.get(k) for k in ("cache_key", "finished_at")},
         "n_slides": run.run.get("n_slides"),
         "n_pairs": run.run.get("n_pairs"),
         "n_tiles": run.run.get("n_tiles"),
