@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 import torch
 
-from plismbench.data.catalogue import plism_slide_ids
+from plismbench.data.catalogue import N_TILES, plism_slide_ids
 from plismbench.data.sources import open_source
 from plismbench.errors import InputError
 from plismbench.extractors.spec import IMAGENET_MEAN, IMAGENET_STD, ExtractorSpec
@@ -188,7 +188,7 @@ def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: st
     from plismbench.data.hub import require_online
     from plismbench.extractors.access import check_model_access
     from plismbench.utils.device import resolve_device
-    from plismbench.utils.paths import ensure_writable_dir
+    from plismbench.utils.paths import check_free_space, ensure_writable_dir
 
     resolve_device(device)
     ensure_writable_dir(out, "--output-dir")
@@ -198,6 +198,10 @@ def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: st
         marker = out / "data" / "plism"
         if source == "streaming" or not _h5_complete(marker):
             require_online(f"--source {source}")
+        # float32 (level, x, y) + features for every PLISM tile of every model still to do
+        rows = len(plism_slide_ids()) * N_TILES
+        need = sum(rows * (spec.embed_dim + 3) * 4 for spec in specs)
+        check_free_space(out, need, f"the features of {len(specs)} model(s)")
 
 
 def _h5_complete(folder: Path) -> bool:

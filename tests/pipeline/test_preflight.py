@@ -75,3 +75,26 @@ def test_version_and_help() -> None:
             assert param.help, f"{name} {param.opts} has no help text"
         text = runner.invoke(app, [name, "--help"]).output
         assert "<bool>" not in text, name
+
+
+def test_preflight_checks_free_disk_for_the_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from plismbench.data import hub
+    from plismbench.errors import InputError
+    from plismbench.extractors.registry import get_extractor
+
+    monkeypatch.setattr(hub, "require_online", lambda what: None)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 10**9))
+    spec = get_extractor("rgb-histogram")  # 91 x 16,278 x 99 float32: about 0.6 GB
+    pipeline.preflight([spec], "streaming", tmp_path, "cpu")
+    big = get_extractor("h0-mini-cls-mean")  # 1,536 dims: about 9 GB
+    from plismbench.extractors import access
+
+    monkeypatch.setattr(access, "_cached", lambda hub_id: True)
+    with pytest.raises(InputError, match=r"the features of 2 model\(s\) needs about \d+ GB"):
+        pipeline.preflight([spec, big], "streaming", tmp_path, "cpu")
