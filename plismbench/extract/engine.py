@@ -161,6 +161,8 @@ def _run(
         weights_sha256=weights_sha,
     )  # fmt: skip
     job = _Job(extractor, source, out_root, fp, layers, cfg, result, time.time())
+    for slide_id in mine:  # refuse foreign slides before any work (a few small JSON reads)
+        job.status(out_root / slide_id)
     t0 = time.perf_counter()
     try:
         with make_progress(cfg.progress and ctx.is_main) as bar:

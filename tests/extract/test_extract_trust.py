@@ -56,19 +56,21 @@ def test_new_weights_over_finished_slides_are_refused(tmp_path: Path) -> None:
 
 
 def test_features_of_another_model_planted_in_the_folder_are_refused(tmp_path: Path) -> None:
-    source = MemorySource(n_slides=1, n_tiles=4, size=32)
+    source = MemorySource(n_slides=2, n_tiles=4, size=32)
     extract("hed-histogram", source, tmp_path, workers=0)
     (tmp_path / "rgb-histogram").mkdir()
-    shutil.copytree(tmp_path / "hed-histogram" / "SLIDE00", tmp_path / "rgb-histogram" / "SLIDE00")
-    planted = tmp_path / "rgb-histogram" / "SLIDE00" / "meta.json"
+    shutil.copytree(tmp_path / "hed-histogram" / "SLIDE01", tmp_path / "rgb-histogram" / "SLIDE01")
+    planted = tmp_path / "rgb-histogram" / "SLIDE01" / "meta.json"
     with pytest.raises(InputError, match=rf"{planted}.*model hed-histogram"):
         extract("rgb-histogram", source, tmp_path, workers=0)
+    # refused before any work: the slide before the planted one was not extracted
+    assert not (tmp_path / "rgb-histogram" / "SLIDE00" / "features.npy").exists()
     # features.npy without any meta.json is not trusted either
     planted.unlink()
     with pytest.raises(InputError, match=r"no valid meta\.json"):
         extract("rgb-histogram", source, tmp_path, workers=0)
     extract("rgb-histogram", source, tmp_path, workers=0, overwrite=True)
-    assert _meta(tmp_path, "rgb-histogram")["model"] == "rgb-histogram"
+    assert _meta(tmp_path, "rgb-histogram", "SLIDE01")["model"] == "rgb-histogram"
 
 
 def test_partial_chunks_of_another_setting_are_not_resumed(tmp_path: Path) -> None:
