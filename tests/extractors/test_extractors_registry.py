@@ -161,8 +161,11 @@ def test_cli_plugin_and_models_json(tmp_path: Path) -> None:
     by_name = {r["name"]: r for r in rows}
     assert by_name["cli-mean"]["embed_dim"] == 3
     assert by_name["h0-mini"]["embed_dim"] == 768 and "aliases" in by_name["h0-mini"]
+    assert by_name["h0-mini"]["hub_id"] == "bioptimus/H0-mini" and by_name["h0-mini"]["gated"]
     res = runner.invoke(app, ["models"])
     assert res.exit_code == 0 and "h0-mini" in res.stdout
+    h0_row = next(line for line in res.stdout.splitlines() if " h0-mini " in line)
+    assert "bioptimus/H0-mini" in h0_row and "accept terms" in h0_row  # Hub id and gating
     unregister_extractor("cli-mean")
 
 
