@@ -24,11 +24,14 @@ def report(
         typer.Option(help="HTML file to write (default: <metrics-dir>/<n>_tiles/report.html)."),
     ] = None,
 ) -> None:
-    """A self-contained HTML report: leaderboard, heatmaps, scatter, distributions, provenance."""
+    """A self-contained HTML report: leaderboard with CIs, comparisons, published scores,
+    scatter, distributions, heatmaps, provenance; figures also as PNG, SVG and PDF."""
     from plismbench.report import files_dir
     from plismbench.report import report as make_report
 
     path = make_report(metrics_dir, n_tiles=n_tiles, out=out)
     stdout.print(
-        f"Report in [bold]{path}[/] (figures as PNGs in {files_dir(path)}/).", highlight=False
+        f"Report in [bold]{path}[/] (figures as PNG, SVG and PDF in {files_dir(path)}/; "
+        "a results.json bundle in each model's folder).",
+        highlight=False,
     )
