@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from plismbench.errors import InputError
 from plismbench.report.inputs import ReportInputs
 
 #: Model folders of the offline demo (``plismbench run`` with no model).
@@ -91,9 +92,12 @@ def compare_section(inputs: ReportInputs) -> Section | None:
     entries = [load_entry(inputs.base / name) for name in ranked]
     if any(e.metrics is None for e in entries):
         return None
-    table = leaderboard_rows(
-        compare_entries(entries, metrics=["cosine_similarity", "top_10_accuracy"])
-    )
+    try:
+        table = leaderboard_rows(
+            compare_entries(entries, metrics=["cosine_similarity", "top_10_accuracy"])
+        )
+    except InputError:  # e.g. the same slides but not the same pairs: no paired section
+        return None
     rows = []
     for r in table.iter_rows(named=True):
         what = "score" if r["pair_type"] == "score" else (
