@@ -87,7 +87,7 @@ def test_partial_chunks_of_another_setting_are_not_resumed(tmp_path: Path) -> No
     (partial / "state.json").write_text(json.dumps(state))
     (slide / "features.npy").unlink()
     (slide / "meta.json").unlink()
-    (tmp_path / "rgb-histogram" / ".fingerprint.json").unlink()
+    (tmp_path / "rgb-histogram" / ".fingerprint.json").unlink(missing_ok=True)
     with pytest.raises(InputError, match=r"partial features of another setting.*--overwrite"):
         extract("rgb-histogram", source, tmp_path, workers=0, precision="fp32")
     out = extract("rgb-histogram", source, tmp_path, workers=0, precision="fp32", overwrite=True)
