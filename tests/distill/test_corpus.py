@@ -168,6 +168,12 @@ def test_tar_index_is_cached_and_keyed_on_content(
         _add(tar, "extra.png", _png(_tiles()[0]))
     with pytest.raises(AssertionError, match="rescanned"):
         open_corpus(shard)
+    monkeypatch.undo()
+    monkeypatch.setenv("PLISMBENCH_CORPUS_CACHE", str(tmp_path / "index-cache"))
+    assert len(open_corpus(shard)) == 7
+    for cached in (tmp_path / "index-cache").glob("*.npz"):
+        cached.write_bytes(b"damaged")  # a damaged cache entry is rebuilt, not an error
+    assert len(open_corpus(shard)) == 7
 
 
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
@@ -292,3 +298,16 @@ def test_shards_are_opened_once_not_per_tile(
         for i in order:
             corpus.read([i])
         assert len(opened) == files, kind  # one handle per shard, reused for every tile
+
+
+def test_threads_read_the_same_corpus(corpora: dict[str, str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = _tiles()
+    for kind in ("tar", "parquet", "h5-encoded"):
+        corpus = open_corpus(corpora[kind])
+        jobs = [[int(i) for i in np.random.default_rng(s).permutation(N)] for s in range(8)]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(corpus.read, jobs))
+        for job, got in zip(jobs, results, strict=True):
+            assert all(np.array_equal(t, expected[i]) for t, i in zip(got, job, strict=True))
