@@ -311,3 +311,33 @@ def test_threads_read_the_same_corpus(corpora: dict[str, str]) -> None:
             results = list(pool.map(corpus.read, jobs))
         for job, got in zip(jobs, results, strict=True):
             assert all(np.array_equal(t, expected[i]) for t, i in zip(got, job, strict=True))
+
+
+def test_a_shard_index_being_built_elsewhere_is_waited_for(tmp_path: Path) -> None:
+    import threading
+
+    from plismbench.distill.corpus import index_cache
+    from plismbench.utils.io import save_npz
+    from plismbench.utils.locks import claim, release
+
+    shard = tmp_path / "s.bin"
+    shard.write_bytes(b"x" * 1000)
+    file = index_cache.cache_dir() / f"{index_cache.shard_key(shard, 'v')}.npz"
+    lock = file.with_suffix(".lock")
+    assert claim(lock)  # "another rank" (a live pid) is building it
+    done = {"offsets": np.arange(3)}
+
+    def finish() -> None:
+        save_npz(file, **done)
+        release(lock)
+
+    def never() -> dict[str, np.ndarray]:
+        raise AssertionError("built twice")
+
+    timer = threading.Timer(0.3, finish)
+    timer.start()
+    try:
+        got = index_cache.cached_index(shard, "v", never)
+    finally:
+        timer.join()
+    assert np.array_equal(got["offsets"], done["offsets"]) and not lock.exists()
