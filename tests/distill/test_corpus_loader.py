@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -95,3 +96,28 @@ def test_mixed_tile_sizes_come_as_a_list(tmp_path: Path) -> None:
         Image.new("RGB", (size, size), (i, 0, 0)).save(tmp_path / f"t{i}.png")
     tiles = next(iter(CorpusLoader(open_corpus(tmp_path), global_batch=3, seed=0, workers=0)))
     assert sorted(t.shape[0] for t in tiles) == [8, 8, 12]
+
+
+class _Huge(TileCorpus):
+    """43M tiles (H0-mini's corpus size) that only name themselves: nothing held per tile."""
+
+    kind = "fake"
+
+    def __len__(self) -> int:
+        return 43_000_000
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        return [np.full((1, 1, 3), i % 251, np.uint8) for i in self._check(indices)]
+
+
+def test_tens_of_millions_of_tiles() -> None:
+    huge = _Huge("huge")
+    loader = CorpusLoader(huge, global_batch=2048, seed=3, start_step=60_000, rank=5, world=8,
+                          workers=0, steps=2)  # fmt: skip
+    batches = list(loader)
+    assert [len(b) for b in batches] == [256, 256]
+    idx = np.concatenate([loader.indices(60_000), loader.indices(60_001)])
+    assert idx.min() >= 0 and idx.max() < len(huge) and len(np.unique(idx)) == len(idx)
+    assert idx.max() - idx.min() > len(huge) // 2  # spread over the whole corpus
+    wrap = loader.order.indices(np.arange(2 * len(huge) - 1000, 2 * len(huge) + 1000))
+    assert wrap.min() >= 0 and wrap.max() < len(huge)  # epoch boundary
