@@ -104,7 +104,7 @@ def learn_heads(st: State, corpus: Any, out: Path) -> TeacherHeads:
             opt.zero_grad(set_to_none=True)
             update_momentum(ema, trained, sched.ema_momentum(step))
             if step % max(1, n // 10) == 0:
-                _log.info("learn heads step %d/%d loss %.4f", step, n, float(loss))
+                _log.info("learn heads step %d/%d loss %.4f", step, n, float(loss.detach()))
     finally:
         loader.close()
     if dist.rank() == 0:

@@ -117,6 +117,9 @@ def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext) -> DistillResult:
     world, rank = dist.world(), dist.rank()
     if cfg.batch_size % world:
         raise InputError(f"--batch-size {cfg.batch_size} is not divisible by {world} processes")
+    if (cfg.batch_size // world) % cfg.grad_accum:
+        raise InputError(f"{cfg.batch_size // world} images per process do not split into "
+                         f"--grad-accum {cfg.grad_accum} micro-batches")  # fmt: skip
     if out.exists() and not out.is_dir():
         raise InputError(f"--output-dir {out} exists and is not a folder")
     ckpt = out / "checkpoint.pt"
