@@ -341,3 +341,27 @@ def test_a_shard_index_being_built_elsewhere_is_waited_for(tmp_path: Path) -> No
     finally:
         timer.join()
     assert np.array_equal(got["offsets"], done["offsets"]) and not lock.exists()
+
+
+def test_any_corpus_converts_to_tar_shards(corpora: dict[str, str], tmp_path: Path) -> None:
+    from plismbench.distill.corpus import write_tar_shards
+
+    expected = _tiles()
+    for kind in ("folder", "parquet", "h5-array"):
+        source = open_corpus(corpora[kind])
+        want = source.read(range(N))
+        out = tmp_path / kind
+        shards = write_tar_shards(source, out, per_shard=5, batch=2)
+        assert [p.name for p in shards] == ["shard-000000.tar", "shard-000001.tar",
+                                            "shard-000002.tar"]  # fmt: skip
+        converted = open_corpus(out)
+        assert converted.kind == "tar" and len(converted) == N
+        got = converted.read(range(N))
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+        if kind == "parquet":  # stored bytes copied, not re-encoded
+            assert converted.read_encoded([3]) == source.read_encoded([3])
+            assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    mtime = shards[0].stat().st_mtime_ns
+    shards[2].unlink()  # an interrupted run: the finished shards are kept
+    write_tar_shards(open_corpus(corpora["h5-array"]), tmp_path / "h5-array", per_shard=5)
+    assert shards[0].stat().st_mtime_ns == mtime and shards[2].exists()

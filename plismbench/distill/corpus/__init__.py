@@ -7,6 +7,7 @@ loud warning: the student would train on the benchmark's own evaluation tiles.
 """
 
 from plismbench.distill.corpus.base import TileCorpus
+from plismbench.distill.corpus.convert import write_tar_shards
 from plismbench.distill.corpus.loader import CorpusLoader
 from plismbench.distill.corpus.order import StreamOrder
 from plismbench.distill.corpus.plism import PLISM_WARNING, PlismCorpusWarning
@@ -19,4 +20,5 @@ __all__ = [
     "StreamOrder",
     "TileCorpus",
     "open_corpus",
+    "write_tar_shards",
 ]

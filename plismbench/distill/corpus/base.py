@@ -115,6 +115,10 @@ class TileCorpus:
         """The tiles at ``indices``, in that order (duplicates allowed)."""
         raise NotImplementedError
 
+    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
+        """The stored image bytes of ``indices`` where the corpus holds encoded images."""
+        return [None] * len(self._check(indices))
+
     def _listing(self) -> list[Any]:
         """What the digest covers (buffers): the corpus's file list (names and sizes)."""
         raise NotImplementedError

@@ -86,5 +86,9 @@ class FolderCorpus(TileCorpus):
             out.append(decode_tile(path, where=str(path), name=name))
         return out
 
+    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
+        """The files' bytes."""
+        return [(self.root / self.name(int(i))).read_bytes() for i in self._check(indices)]
+
     def _listing(self) -> list[Any]:
         return [self._blob, self._offsets]

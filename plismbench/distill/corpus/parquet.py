@@ -120,11 +120,11 @@ class ParquetCorpus(TileCorpus):
 
         return self._groups.get(g, load)
 
-    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
-        """Decode the image bytes of ``indices``; each row group touched is read once."""
+    def _bytes(self, indices: Sequence[int] | np.ndarray) -> list[tuple[bytes, str, str]]:
+        """(image bytes, file, name) of ``indices``; each row group touched is read once."""
         idx = self._check(indices)
         groups = np.searchsorted(self._starts, idx, side="right") - 1
-        out: list[np.ndarray | None] = [None] * len(idx)
+        out: list[Any] = [None] * len(idx)
         for g in np.unique(groups):  # grouped, so a row group is never read twice per call
             column = self._group(int(g))
             f = self.files[int(self._rg_file[g])]
@@ -133,8 +133,16 @@ class ParquetCorpus(TileCorpus):
                 data = column[row].as_py()
                 if not isinstance(data, bytes):
                     raise InputError(f"{f}: row {row} of row group {self._rg_num[g]} has no image")
-                out[k] = decode_tile(data, where=str(f), name=f"row {int(idx[k])}")
-        return out  # type: ignore[return-value]
+                out[k] = (data, str(f), f"row {int(idx[k])}")
+        return out
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """Decode the image bytes of ``indices``."""
+        return [decode_tile(d, where=w, name=n) for d, w, n in self._bytes(indices)]
+
+    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
+        """The stored image bytes of ``indices``."""
+        return [d for d, _, _ in self._bytes(indices)]
 
     def _listing(self) -> list[Any]:
         return shard_listing(self.files, self.root)

@@ -150,8 +150,8 @@ class TarCorpus(TileCorpus):
     def __len__(self) -> int:
         return int(self._starts[-1])
 
-    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
-        """One ``pread`` per tile at its indexed offset, then decode."""
+    def _bytes(self, indices: Sequence[int] | np.ndarray) -> list[tuple[bytes, str, str]]:
+        """(image bytes, shard, name) of ``indices``: one ``pread`` each at its offset."""
         idx = self._check(indices)
         shards = np.searchsorted(self._starts, idx, side="right") - 1
         out = []
@@ -163,8 +163,16 @@ class TarCorpus(TileCorpus):
             name = f"sample {int(i - self._starts[s])}"
             if len(data) != size:
                 raise InputError(f"{path}: {name} is truncated (shard changed since indexing?)")
-            out.append(decode_tile(data, where=str(path), name=name))
+            out.append((data, str(path), name))
         return out
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """Read and decode the tiles of ``indices``."""
+        return [decode_tile(d, where=w, name=n) for d, w, n in self._bytes(indices)]
+
+    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
+        """The stored image bytes of ``indices``."""
+        return [d for d, _, _ in self._bytes(indices)]
 
     def _listing(self) -> list[Any]:
         return shard_listing(self.files, self.root)
