@@ -365,3 +365,5 @@ def test_any_corpus_converts_to_tar_shards(corpora: dict[str, str], tmp_path: Pa
     shards[2].unlink()  # an interrupted run: the finished shards are kept
     write_tar_shards(open_corpus(corpora["h5-array"]), tmp_path / "h5-array", per_shard=5)
     assert shards[0].stat().st_mtime_ns == mtime and shards[2].exists()
+    with pytest.raises(InputError, match="another corpus"):  # never mixes two corpora
+        write_tar_shards(open_corpus(corpora["folder"]), tmp_path / "h5-array", per_shard=5)

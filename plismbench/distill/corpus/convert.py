@@ -4,12 +4,14 @@ Stored image bytes are copied as they are (no re-encoding) where the corpus keep
 images (folders, parquet, tar); raw uint8 tiles (h5 arrays, PLISM sources) are written
 as lossless PNG. Tile ``i`` of the corpus is tile ``i`` of the shards. Each shard is
 written atomically and shards already there are kept, so an interrupted conversion
-resumes where it stopped.
+resumes where it stopped; ``corpus.json`` records the source (its digest) and the shard
+size, and a folder written from another corpus is refused.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -18,9 +20,12 @@ from PIL import Image
 
 from plismbench.distill.corpus.base import TileCorpus
 from plismbench.errors import InputError
-from plismbench.utils.io import atomic_path
+from plismbench.utils.io import atomic_path, write_json
 
-__all__ = ["write_tar_shards"]
+__all__ = ["MANIFEST", "write_tar_shards"]
+
+#: What a shard folder was written from: the source corpus's description and shard size.
+MANIFEST = "corpus.json"
 
 _MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8", "jpg"), (b"II*\x00", "tif"), (b"MM\x00*", "tif"))
 
@@ -40,6 +45,14 @@ def _png(tile: object) -> bytes:
     return buf.getvalue()
 
 
+def _identity(manifest: object) -> tuple[object, ...] | None:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("source"), dict):
+        return None
+    source = manifest["source"]
+    keys = ("kind", "n_tiles", "digest")
+    return (*(source.get(k) for k in keys), manifest.get("per_shard"))
+
+
 def write_tar_shards(
     corpus: TileCorpus, out: str | os.PathLike[str], *, per_shard: int = 10_000, batch: int = 256
 ) -> list[Path]:
@@ -50,6 +63,21 @@ def write_tar_shards(
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
+    manifest = {"source": corpus.describe(), "per_shard": per_shard}
+    done = root / MANIFEST
+    if done.exists():
+        try:
+            before = json.loads(done.read_text())
+        except (OSError, ValueError):
+            before = None
+        if _identity(before) != _identity(manifest):  # the path may be spelt differently
+            raise InputError(
+                f"{root}: holds tar shards of another corpus or shard size ({done.name}); "
+                "use a new folder"
+            )
+    elif any(root.glob("shard-*.tar")):
+        raise InputError(f"{root}: holds tar shards without {MANIFEST}; use a new folder")
+    write_json(done, manifest)
     n = len(corpus)
     shards = []
     for s, first in enumerate(range(0, n, per_shard)):
