@@ -80,6 +80,10 @@ class Job:
             state = read_json(slide_dir / PARTIAL / "state.json")
             if state is not None and not differences(state, self.fp):
                 return "todo", self.layers  # this setting was interrupted while finishing
+            if read_json(meta_path) is not None:
+                return self.status(slide_dir)  # another process finished it meanwhile
+            if self.claims.holder(slide_dir) is not None:
+                return "todo", self.layers  # another process is finishing it now
             if not overwrite:
                 raise InputError(
                     f"{feats} has no valid meta.json saying what made it; "
@@ -107,6 +111,8 @@ class Job:
                 (slide_dir / FEATURES).unlink(missing_ok=True)
                 shutil.rmtree(slide_dir / LAYERS, ignore_errors=True)
                 shutil.rmtree(slide_dir / PARTIAL, ignore_errors=True)
+            elif not (slide_dir / FEATURES).exists():
+                (slide_dir / META).unlink(missing_ok=True)  # a meta.json left without features
             self._extract(slide_id, slide_dir, layers)
         finally:
             self.claims.drop(slide_dir)
