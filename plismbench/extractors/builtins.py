@@ -17,13 +17,12 @@ from typing import Any
 
 from plismbench.extractors.archs import HFArch, TimmArch
 from plismbench.extractors.loaders import (
-    conch_loader,
     convert_dinov2_chunks,
     convert_drop_heads,
     timm_loader,
-    transformers_loader,
     url_loader,
 )
+from plismbench.extractors.loaders_hf import conch_loader, transformers_loader
 from plismbench.extractors.spec import (
     BIOPTIMUS_MEAN,
     BIOPTIMUS_STD,

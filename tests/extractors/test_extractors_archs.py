@@ -11,13 +11,8 @@ import torch
 
 from plismbench.errors import InputError
 from plismbench.extractors.builtins import BUILTINS
-from plismbench.extractors.loaders import (
-    HFBackbone,
-    TimmBackbone,
-    timm_loader,
-    transformers_loader,
-    url_loader,
-)
+from plismbench.extractors.loaders import TimmBackbone, timm_loader, url_loader
+from plismbench.extractors.loaders_hf import HFBackbone, transformers_loader
 from plismbench.extractors.module import pool_tokens
 from plismbench.extractors.registry import get_extractor, list_extractors, load_extractor
 from plismbench.extractors.spec import (
