@@ -60,3 +60,25 @@ def test_heartbeat_keeps_a_held_claim_fresh(tmp_path: Path) -> None:
     finally:
         claims.close()
     assert not path.exists()
+
+
+def test_slides_held_by_a_live_process_are_left_or_waited_for(tmp_path: Path) -> None:
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from extract_memsource import MemorySource
+
+    from plismbench.extract import extract
+
+    source = MemorySource(n_slides=3, n_tiles=2, size=16)
+    held = _plant(tmp_path / "rgb-histogram" / "SLIDE01", os.getppid(), socket.gethostname())
+    left = extract("rgb-histogram", source, tmp_path, workers=0, wait=False)
+    assert left.slides_done == ["SLIDE00", "SLIDE02"] and left.slides_elsewhere == ["SLIDE01"]
+    assert held.exists() and not (held.parent / "features.npy").exists()
+    # Waiting: the slide is taken as soon as its holder lets it go.
+    release = threading.Timer(0.5, held.unlink)
+    release.start()
+    waited = extract("rgb-histogram", source, tmp_path, workers=0, poll_s=0.1)
+    release.join()
+    assert waited.slides_done == ["SLIDE01"] and waited.slides_elsewhere == []
+    assert waited.slides_skipped == ["SLIDE00", "SLIDE02"]
