@@ -162,3 +162,24 @@ def test_config_object_and_keywords_agree(tmp_path: Path) -> None:
     assert result.slides_done == ["SLIDE00"]
     with pytest.raises(TypeError, match="unknown options: nope"):
         extract("rgb-histogram", source, tmp_path, nope=1)
+
+
+class _DroppingSource(MemorySource):
+    """The network goes away after the first batch of SLIDE00."""
+
+    def iter_batches(self, slide_id, batch_size, start=0):  # type: ignore[no-untyped-def]
+        for batch in super().iter_batches(slide_id, batch_size, start):
+            if batch.start > 0:
+                raise ConnectionError("Connection reset by peer")
+            yield batch
+
+
+def test_a_source_failing_mid_slide_is_one_line_and_resumable(tmp_path: Path) -> None:
+    source = _DroppingSource(n_slides=1, n_tiles=6, size=16)
+    with pytest.raises(InputError, match=r"reading slide SLIDE00 failed \(ConnectionError.*resume"):
+        extract("rgb-histogram", source, tmp_path, workers=0, batch_size=2, chunk_rows=2)
+    slide = tmp_path / "rgb-histogram" / "SLIDE00"
+    assert not (slide / "features.npy").exists() and list((slide / ".partial").glob("chunk_*"))
+    again = MemorySource(n_slides=1, n_tiles=6, size=16)
+    result = extract("rgb-histogram", again, tmp_path, workers=0, batch_size=2, chunk_rows=2)
+    assert result.slides_done == ["SLIDE00"] and again.reads == 4
