@@ -23,7 +23,7 @@ def _tracked(targets):  # type: ignore[no-untyped-def]
     made: list[weakref.ref[torch.Tensor]] = []
 
     def wrapped(lo: int, hi: int, record: bool = True) -> torch.Tensor:
-        t = targets(lo, hi, record=record)
+        t = targets(lo, hi) if record else targets(lo, hi, record=False)
         made.append(weakref.ref(t))
         return t
 
