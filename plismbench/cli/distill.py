@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from plismbench.cli.app import app, err_console
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
@@ -34,7 +35,7 @@ def _option(f: dataclasses.Field[Any]) -> tuple[str, Any] | None:
         shown = ",".join(f"{v:g}" for v in default)
     text = f.metadata.get("help", "")
     if shown not in (None, ""):
-        text += f" [default: {shown}]"
+        text += escape(f" [default: {shown}]")  # rich markup would eat the brackets
     kind = str(f.type)
     if "bool" in kind:
         base = flag.removeprefix("--")

@@ -67,6 +67,8 @@ def test_every_cli_field_is_an_option_of_the_command() -> None:
         if cli is not None:
             assert (cli or "--" + f.name.replace("_", "-")) in flags, f.name
     assert {"--config", "--dry-run", "--tiles-dir", "--corpus", "--preset"} <= flags
+    res = CliRunner().invoke(app, ["distill", "--help"], env={"COLUMNS": "240"})
+    assert "[default: vit-base]" in res.output and "[default: 0.994,1]" in res.output
 
 
 def test_bad_config_files_and_values_are_one_line(tmp_path: Path) -> None:
