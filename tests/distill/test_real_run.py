@@ -104,3 +104,24 @@ def test_learn_heads_then_distil(he_tiles: Path, tmp_path: Path) -> None:
     random = random_teacher_heads(384, 32, seed=1).state_dict()
     assert not torch.equal(learnt["dino_head.mlp.0.weight"], random["dino_head.mlp.0.weight"])
     assert (run / "student" / "model.safetensors").is_file()
+
+
+def test_cli_run_on_a_corpus_with_a_yaml_config(he_tiles: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from plismbench.cli import app
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text("teacher: timm:vit_small_patch14_reg4_dinov2\nteacher_heads: random\n"
+                    "student: vit-tiny\nimage_size: 28\nprototypes: 32\nworkers: 0\n"
+                    "teacher_overrides: {depth: 1}\nstudent_overrides: {depth: 1}\n")  # fmt: skip
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["distill", "--config", str(path), "-o", str(run), "--corpus",
+                                   str(he_tiles / "GIV_AT2_to_GMH_S60.tif"), "--steps", "1",
+                                   "-b", "2", "--device", "cpu", "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (run / "student" / "model.safetensors").is_file()
+    import yaml
+
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["teacher_overrides"] == {"depth": 1} and saved["steps"] == 1
