@@ -169,6 +169,14 @@ def run(
         evaluated |= not res.reused
     timings["evaluate"] = time.perf_counter() - t
 
+    # Stage 3b: why are some models more robust? (<output>/analysis/, reused when unchanged)
+    from plismbench.analyze.stage import run_stage
+
+    t = time.perf_counter()
+    evaluated |= run_stage(folders, features_dir, out / "analysis", n_tiles=n_tiles,
+                           device=device, log=say)  # fmt: skip
+    timings["analyze"] = time.perf_counter() - t
+
     # Stages 4 and 5: leaderboard and report.
     board = leaderboard(metrics_dir, n_used)
     board = board.filter(pl.col("model").is_in(folders))

@@ -134,3 +134,18 @@ def test_bad_input_is_one_line_and_leaves_no_output(features: Path, tmp_path: Pa
     write_design(f, "onescanner", x)
     _one_error_line(invoke(f, out, "--model", "onescanner"), "1 scanner(s)")
     assert not out.exists()
+
+
+def test_run_stage_reuses_and_skips_what_it_cannot_analyse(features: Path, tmp_path: Path) -> None:
+    from plismbench.analyze.stage import run_stage
+
+    lines: list[str] = []
+    out = tmp_path / "analysis"
+    assert run_stage(["planted"], features, out, log=lines.append) is True
+    assert run_stage(["planted"], features, out, log=lines.append) is False  # unchanged: reused
+    bad = tmp_path / "bad"
+    shutil.copytree(features / "planted", bad / "planted")
+    shutil.rmtree(next((bad / "planted").iterdir()))
+    assert run_stage(["planted"], bad, tmp_path / "other", log=lines.append) is False
+    assert lines[-1].startswith("analyze: skipped (") and "unbalanced design" in lines[-1]
+    assert not (tmp_path / "other").exists()
