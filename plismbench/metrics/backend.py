@@ -59,18 +59,28 @@ def count_at_thresholds(sims: Any, thresholds: Any) -> Any:
 
 @dataclass
 class CrossScan:
-    """One pair's GEMM and its counts against the band of every row and column."""
+    """One pair's GEMM, summarised against the band of every row and column."""
 
-    sims: Any
-    #: (N,) the GEMM diagonal (the matches), float32 on the host.
+    #: (N,) the GEMM diagonal (the matches' float32 similarities).
     diag: np.ndarray
+    #: (N,) ``#{j : s[i, j] >= hi[i]}`` and (N,) ``#{i : s[i, j] >= hi[j]}``.
     rows_hi: np.ndarray
-    rows_lo: np.ndarray
     cols_hi: np.ndarray
-    cols_lo: np.ndarray
+    #: ``(i, j)``, i != j, with ``lo[i] <= s[i, j] < hi[i]`` (rows) or ``lo[j] <= ... < hi[j]``.
+    band_rows: tuple[np.ndarray, np.ndarray]
+    band_cols: tuple[np.ndarray, np.ndarray]
 
 
+Pairs = tuple[np.ndarray, np.ndarray]
 Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _pairs(found: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[np.ndarray, np.ndarray]:
+    parts = [p for block in found for p in block]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    i, j = (np.concatenate(a).astype(np.int64) for a in zip(*parts, strict=True))
+    return i, j
 
 
 def _joined(found: Found) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,19 +155,7 @@ class Backend:
         raise NotImplementedError
 
     def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
-        """``x @ y.T`` and, per row i and column j, the counts ``>= hi`` and ``>= lo``."""
-        raise NotImplementedError
-
-    def band_rows(
-        self, sims: Any, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(i, j)`` with i in ``rows``, j != i and ``lo[i] <= sims[i, j] < hi[i]``."""
-        raise NotImplementedError
-
-    def band_cols(
-        self, sims: Any, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(i, j)`` with j in ``cols``, i != j and ``lo[j] <= sims[i, j] < hi[j]``."""
+        """``x @ y.T`` against the bands ``[lo, hi)`` of its rows and of its columns."""
         raise NotImplementedError
 
     def to_torch(self, x: Any) -> Any:
@@ -316,42 +314,43 @@ class NumpyBackend(Backend):
         return max(16, min(self.gemm_rows, -(-share // 16) * 16))
 
     def cross_scan(self, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+        """Block by block, never the whole N x N: only the few similarities at or above
+        a row's or a column's ``lo`` are kept, and counted or returned as band members."""
         n, m = x.shape[0], y.shape[0]
-        sims = np.empty((n, m), dtype=np.float32)
         yt, rows = y.T, self._rows(n)
         n_blocks = -(-n // rows)
-        rows_hi, rows_lo = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        rows_hi = np.empty(n, dtype=np.int64)
         cols_hi = np.zeros((n_blocks, m), dtype=np.int64)
-        cols_lo = np.zeros((n_blocks, m), dtype=np.int64)
-        hi_c, lo_c = hi[None, :], lo[None, :]
+        diag = np.empty(min(n, m), dtype=np.float32)
+        found_r: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_blocks)]
+        found_c: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_blocks)]
+        lo_c = lo[None, :]
 
         def block(b: int) -> None:
             r0 = b * rows
             r1 = min(r0 + rows, n)
-            np.matmul(x[r0:r1], yt, out=sims[r0:r1])
+            s = np.matmul(x[r0:r1], yt)
+            k = np.arange(r0, min(r1, m))
+            diag[k] = s[k - r0, k]
             for s0 in range(r0, r1, SUB_ROWS):
                 s1 = min(s0 + SUB_ROWS, r1)
-                s = sims[s0:s1]
-                ge = s >= hi[s0:s1, None]
-                rows_hi[s0:s1] = np.count_nonzero(ge, axis=1)
-                rows_lo[s0:s1] = np.count_nonzero(s >= lo[s0:s1, None], axis=1)
-                cols_hi[b] += np.count_nonzero(s >= hi_c, axis=0)
-                cols_lo[b] += np.count_nonzero(s >= lo_c, axis=0)
+                sub = s[s0 - r0 : s1 - r0]
+                ge_r = sub >= lo[s0:s1, None]
+                ge_c = sub >= lo_c
+                rr, jj = np.nonzero(ge_r | ge_c)
+                v, gi = sub[rr, jj], rr + s0
+                in_r, in_c = ge_r[rr, jj], ge_c[rr, jj]
+                up_r, up_c = v >= hi[gi], v >= hi[jj]
+                rows_hi[s0:s1] = np.bincount(rr[in_r & up_r], minlength=s1 - s0)
+                cols_hi[b] += np.bincount(jj[in_c & up_c], minlength=m)
+                off = gi != jj  # the match itself is excluded by index
+                sel = in_r & ~up_r & off
+                found_r[b].append((gi[sel], jj[sel]))
+                sel = in_c & ~up_c & off
+                found_c[b].append((gi[sel], jj[sel]))
 
         self._run(block, n_blocks)
-        k = min(n, m)
-        diag = sims[np.arange(k), np.arange(k)].copy()
-        return CrossScan(sims, diag, rows_hi, rows_lo, cols_hi.sum(0), cols_lo.sum(0))
-
-    def band_rows(
-        self, sims: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return _band_rows_host(sims[rows], rows, lo, hi)
-
-    def band_cols(
-        self, sims: np.ndarray, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return _band_cols_host(sims[:, cols], cols, lo, hi)
+        return CrossScan(diag, rows_hi, cols_hi.sum(0), _pairs(found_r), _pairs(found_c))
 
     def to_torch(self, x: np.ndarray) -> Any:
         import torch
@@ -415,48 +414,25 @@ class TorchBackend(Backend):
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
     def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+        import torch
+
         sims = self.gram(x, y)
         lo_t, hi_t = self._t(lo), self._t(hi)
+        eye = torch.eye(sims.shape[0], sims.shape[1], dtype=torch.bool, device=sims.device)
 
-        def count(t: Any, dim: int) -> np.ndarray:
-            shaped = t[:, None] if dim == 1 else t[None, :]
-            return (sims >= shaped).sum(dim=dim).cpu().numpy().astype(np.int64)
+        def side(lo_s: Any, hi_s: Any, dim: int) -> tuple[np.ndarray, Pairs]:
+            up = sims >= hi_s
+            i, j = torch.nonzero((sims >= lo_s) & ~up & ~eye, as_tuple=True)
+            count = up.sum(dim=dim).cpu().numpy().astype(np.int64)
+            return count, (i.cpu().numpy().astype(np.int64), j.cpu().numpy().astype(np.int64))
 
+        rows_hi, band_r = side(lo_t[:, None], hi_t[:, None], 1)
+        cols_hi, band_c = side(lo_t[None, :], hi_t[None, :], 0)
         diag = sims.diagonal().cpu().numpy().copy()
-        return CrossScan(sims, diag, count(hi_t, 1), count(lo_t, 1), count(hi_t, 0), count(lo_t, 0))
-
-    def band_rows(
-        self, sims: Any, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return _band_rows_host(sims[self._t(rows)].cpu().numpy(), rows, lo, hi)
-
-    def band_cols(
-        self, sims: Any, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return _band_cols_host(sims[:, self._t(cols)].cpu().numpy(), cols, lo, hi)
+        return CrossScan(diag, rows_hi, cols_hi, band_r, band_c)
 
     def to_torch(self, x: Any) -> Any:
         return x
-
-
-def _band_rows_host(
-    s: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Band members of the rows ``rows`` whose similarities are ``s`` (len(rows), N)."""
-    hit = (s >= lo[rows, None]) & (s < hi[rows, None])
-    hit[np.arange(len(rows)), rows] = False
-    r, j = np.nonzero(hit)
-    return rows[r], j
-
-
-def _band_cols_host(
-    s: np.ndarray, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Band members of the columns ``cols`` whose similarities are ``s`` (N, len(cols))."""
-    hit = (s >= lo[None, cols]) & (s < hi[None, cols])
-    hit[cols, np.arange(len(cols))] = False
-    i, c = np.nonzero(hit)
-    return i, cols[c]
 
 
 @contextlib.contextmanager

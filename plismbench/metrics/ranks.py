@@ -75,21 +75,18 @@ def cross_counts(
     lo, hi = thresholds32(match, gemm_band(int(xa.shape[1])))
     scan = backend.cross_scan(xa, xb, lo, hi)
     diag_hi = (scan.diag >= hi).astype(np.int64)  # never, by the band's bound
-    diag_band = (scan.diag >= lo).astype(np.int64) - diag_hi
     a_to_b = scan.rows_hi - diag_hi
     b_to_a = scan.cols_hi - diag_hi
     dim = int(xa.shape[1])
-    rows = np.flatnonzero(scan.rows_lo - scan.rows_hi - diag_band > 0)
-    if rows.size:
-        i, j = backend.band_rows(scan.sims, rows, lo, hi)
+    i, j = scan.band_rows
+    if len(i):
         win = _settle(  # query a_i, candidate b_j, match b_i
             backend.pair_dots(xa, i, xb, j), match[i], dim,
             lambda u: decide(raw_a, i[u], raw_b, j[u], raw_b, i[u]),
         )  # fmt: skip
         np.add.at(a_to_b, i[win], 1)
-    cols = np.flatnonzero(scan.cols_lo - scan.cols_hi - diag_band > 0)
-    if cols.size:
-        i, j = backend.band_cols(scan.sims, cols, lo, hi)
+    i, j = scan.band_cols
+    if len(i):
         win = _settle(  # query b_j, candidate a_i, match a_j
             backend.pair_dots(xa, i, xb, j), match[j], dim,
             lambda u: decide(raw_b, j[u], raw_a, i[u], raw_a, j[u]),
