@@ -52,15 +52,17 @@ def analyse_view(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     moments = variance.Moments(design, len(rows), store.dim)
-    spectrum = geometry.Spectrum(store.dim)
     sample = np.empty((design.n_slides, len(pos), store.dim), np.float32)
     for i, x in enumerate(store.iter_normalised(rows, threads=settings.threads)):
         moments.add(i, x)
-        spectrum.add(x)
         sample[i] = x[pos]
     timings["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    # The spectrum (effective rank, participation ratio) of the sampled tiles: one
+    # (rows x d^2) GEMM instead of one per slide on every tile (17x fewer flops at 8,139).
+    spectrum = geometry.Spectrum(store.dim)
+    spectrum.add(sample.reshape(-1, store.dim))
     ss = variance.decompose(moments)
     frac = variance.fractions(ss)
     tables: dict[str, list[Row]] = {

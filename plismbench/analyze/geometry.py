@@ -10,7 +10,8 @@ exact, in closed form from the sums in :class:`~plismbench.analyze.variance.Mome
 * random-pair cosine: mean cosine of two different locations in two different slides;
 * centred cosine: matched minus random-pair cosine (what a high raw cosine hides).
 
-:class:`Spectrum` accumulates the scatter matrix for the effective rank (``exp`` of the
+:class:`Spectrum` accumulates the scatter matrix (analyze feeds it the sampled tiles) for
+the effective rank (``exp`` of the
 entropy of the normalised singular values of the centred features) and the participation
 ratio ``(sum lambda)^2 / sum lambda^2`` of the covariance eigenvalues.
 """
