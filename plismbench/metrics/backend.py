@@ -32,6 +32,8 @@ CUDA_GEMM_ROWS = 4096
 SUB_ROWS = 64
 #: Above this many (value, threshold) comparisons per block, intra counts use a sort.
 SPARSE_LIMIT = 1 << 24
+#: Above this fraction of all row pairs surviving, the intra stage counts full blocks.
+SURVIVOR_FRACTION = 0.25
 #: Whole slide pairs run concurrently on CPU while their similarity blocks fit in this.
 PAIR_PARALLEL_BYTES = 1 << 30
 T = TypeVar("T")
@@ -283,6 +285,63 @@ class NumpyBackend(Backend):
     def intra_scan(
         self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        n, m = lo.shape
+        survivors = self._intra_survivors(x, lo.min(axis=1))
+        if survivors is None:
+            return self._intra_blocks(x, lo, hi)
+        q, c, v = survivors
+        out = np.zeros(n * m, dtype=np.int64)
+        found: Found = []
+        step = max(1, SPARSE_LIMIT // max(1, m))
+        for k0 in range(0, len(q), step):
+            qk, ck, vk = q[k0 : k0 + step], c[k0 : k0 + step], v[k0 : k0 + step, None]
+            ge_hi, ge_lo = vk >= hi[qk], vk >= lo[qk]
+            k, part = np.nonzero(ge_hi)
+            out += np.bincount(qk[k] * m + part, minlength=n * m)
+            k, part = np.nonzero(ge_lo & ~ge_hi)
+            if len(k):
+                found.append((qk[k], part, ck[k]))
+        return out.reshape(n, m), _joined(found)
+
+    def _intra_survivors(
+        self, x: np.ndarray, floor: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(query, candidate, similarity) of every pair of distinct rows whose similarity
+        is at least the query's ``floor``, from the upper triangle of ``x @ x.T`` only
+        (each product serves both rows). None when they are too many (dense data)."""
+        n = x.shape[0]
+        share = -(-n // (4 * max(1, self.workers)))
+        rows = max(16, min(self.gemm_rows, -(-share // 16) * 16))
+        n_strips = -(-n // rows)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+            (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=np.float32),)
+        ] * n_strips  # fmt: skip
+
+        def strip(b: int) -> None:
+            r0 = b * rows
+            r1 = min(r0 + rows, n)
+            s = np.matmul(x[r0:r1], x[r0:].T)  # columns r0..n-1
+            s[np.arange(r1 - r0), np.arange(r1 - r0)] = -np.inf  # the query, by index
+            i1, j1 = np.nonzero(s >= floor[r0:r1, None])  # queries in the strip
+            t = s[:, r1 - r0 :]
+            i2, j2 = np.nonzero(t >= floor[None, r1:])  # queries below the strip
+            parts[b] = (
+                np.concatenate([i1 + r0, j2 + r1]),
+                np.concatenate([j1 + r0, i2 + r0]),
+                np.concatenate([s[i1, j1], t[i2, j2]]),
+            )
+
+        self._run(strip, n_strips)
+        total = sum(len(p[0]) for p in parts)
+        if total > SURVIVOR_FRACTION * n * n:
+            return None
+        q, c, v = (np.concatenate(a) for a in zip(*parts, strict=True))
+        return q.astype(np.int64), c.astype(np.int64), v
+
+    def _intra_blocks(
+        self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Full row blocks, each counted sparsely or by sorting (dense data)."""
         n = lo.shape[0]
         out = np.empty(lo.shape, dtype=np.int64)
         rows = self._rows(n)

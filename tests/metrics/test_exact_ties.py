@@ -138,11 +138,15 @@ def test_decision_on_wide_mantissas_and_proportional_rows() -> None:
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("limit", [0, 1 << 24])
-def test_dense_and_sparse_intra_counting_agree(monkeypatch, limit: int) -> None:
+@pytest.mark.parametrize(
+    ("fraction", "limit"), [(1.0, 1 << 24), (0.0, 1 << 24), (0.0, 0)],
+    ids=["symmetric", "blocks-sparse", "blocks-dense"],
+)  # fmt: skip
+def test_every_intra_counting_path_is_exact(monkeypatch, fraction: float, limit: int) -> None:
     from plismbench.metrics import backend as backend_module
 
-    monkeypatch.setattr(backend_module, "SPARSE_LIMIT", limit)  # 0: always the dense path
+    monkeypatch.setattr(backend_module, "SURVIVOR_FRACTION", fraction)
+    monkeypatch.setattr(backend_module, "SPARSE_LIMIT", limit)
     rng = np.random.default_rng(11)
     a = rng.integers(-2, 3, size=(40, 3)).astype(np.float64)
     a[~a.any(axis=1), 0] = 1
