@@ -140,3 +140,29 @@ def test_robustness_index_matches_croma_documented_call_and_its_definition() -> 
             os_ += (not same_loc) and same_st
     assert got["ri_staining"] == pytest.approx(so / (so + os_), abs=1e-12)
     assert 0.0 <= got["ri_scanner"] <= 1.0
+
+
+def test_robustness_index_runs_on_the_nested_location_subset(monkeypatch) -> None:
+    from plismbench.analyze import compute
+    from plismbench.analyze.design import crossed_design
+    from plismbench.data.catalogue import SlideName
+
+    rng = np.random.default_rng(3)
+    names = [SlideName(f"S{s}_C{c}", f"S{s}", f"C{c}") for s in range(3) for c in range(2)]
+    design = crossed_design(names)
+    sample = (rng.standard_normal((1, 12, 8)) + 0.7 * rng.standard_normal((6, 12, 8))).astype(
+        np.float32
+    )
+    monkeypatch.setattr(compute, "RI_MAX_LOCATIONS", 5)
+    timings: dict[str, float] = {}
+    rows = compute.sample_tables(sample, design, compute.Settings(k=3, folds=2), timings)
+    sub = compute.sample_positions(12, 5)
+    slide = np.repeat(np.arange(6), 5)
+    want = pathorob.robustness_index(
+        sample[:, sub].reshape(-1, 8), np.tile(sub, 6), [names[i].slide_id for i in slide],
+        [names[i].staining for i in slide], [names[i].scanner for i in slide], 3,
+    )  # fmt: skip
+    got = {r["confounder"]: r for r in rows["robustness"]}
+    assert got["staining"]["n_locations"] == 5
+    assert got["staining"]["ri"] == pytest.approx(want["ri_staining"])
+    assert got["scanner"]["ri"] == pytest.approx(want["ri_scanner"])
