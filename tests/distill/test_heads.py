@@ -248,14 +248,25 @@ def test_other_files_give_one_line_input_error(tmp_path) -> None:  # type: ignor
         assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_gated_teacher_without_token_is_one_clear_line() -> None:
-    """A Hub refusal while loading a teacher names the model page and HF_TOKEN, as extract."""
+def test_gated_teacher_without_token_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Hub refusal (HTTP 401) while loading a teacher names the model page and HF_TOKEN,
+    as extract does (the endpoint itself is reachable: the probe is answered)."""
+    from types import SimpleNamespace
+
     from plismbench.distill.models import build_teacher
     from plismbench.errors import InputError
+    from plismbench.extractors import access
     from plismbench.extractors.registry import register_extractor, unregister_extractor
 
+    monkeypatch.setattr(access, "unreachable", lambda *a, **k: None)
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+
+    class Refused(OSError):
+        response = SimpleNamespace(status_code=401)
+
     def refused(spec, *, pretrained, **overrides):  # what huggingface_hub raises, in short
-        raise OSError("huggingface.co: 401 Client Error: access to model org/gated is restricted")
+        raise Refused("huggingface.co: 401 Client Error: access to model org/gated is restricted")
 
     register_extractor(name="gated-teacher-test", loader=refused, embed_dim=384,
                        pooling="cls", hub_id="org/gated", gated=True)  # fmt: skip
