@@ -161,3 +161,23 @@ def fractions(ss: dict[str, float]) -> dict[str, float]:
     """Each component's share of ``total`` (NaN when the total is 0)."""
     total = ss["total"]
     return {k: (v / total if total > 0 else float("nan")) for k, v in ss.items() if k != "total"}
+
+
+def decompose_array(x: np.ndarray) -> dict[str, float]:
+    """Sums of squares of an in-memory (stainings, scanners, locations, d) array, as is.
+
+    The array is not normalised here (the store's reader does that); for one already in
+    memory, e.g. ``fractions(decompose_array(x))``.
+    """
+    from plismbench.data.catalogue import SlideName
+
+    if x.ndim != 4:
+        raise ValueError(f"expected (stainings, scanners, locations, d), got shape {x.shape}")
+    n_st, n_sc, n_loc, dim = x.shape
+    names = [SlideName(f"S{s}_C{c}", f"S{s}", f"C{c}") for s in range(n_st) for c in range(n_sc)]
+    from plismbench.analyze.design import crossed_design
+
+    m = Moments(crossed_design(names, "array"), n_loc, dim)
+    for i, (s, c) in enumerate((s, c) for s in range(n_st) for c in range(n_sc)):
+        m.add(i, x[s, c])
+    return decompose(m)

@@ -126,3 +126,13 @@ def test_subsets_are_consistent_with_the_full_decomposition() -> None:
     }
     assert got["location"] == pytest.approx(loc)
     assert got["scanner"] == pytest.approx(scan)
+
+
+def test_decompose_array_equals_the_streamed_moments() -> None:
+    x = plant_exact(6, 3, 2, {"location": 0.7, "scanner": 0.4, "staining:scanner": 0.2})
+    got = variance.fractions(variance.decompose_array(x))
+    want = expected_fractions({"location": 0.7, "scanner": 0.4, "staining:scanner": 0.2})
+    for name in COMPONENTS:
+        assert got[name] == pytest.approx(want[name], abs=1e-9)
+    with pytest.raises(ValueError, match="expected"):
+        variance.decompose_array(x[0])
