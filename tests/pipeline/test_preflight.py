@@ -98,3 +98,12 @@ def test_preflight_checks_free_disk_for_the_features(
     monkeypatch.setattr(access, "_cached", lambda hub_id: True)
     with pytest.raises(InputError, match=r"the features of 2 model\(s\) needs about \d+ GB"):
         pipeline.preflight([spec, big], "streaming", tmp_path, "cpu")
+
+
+def test_run_streaming_offline_is_one_line(tmp_path: Path) -> None:
+    import huggingface_hub.constants  # noqa: F401  (reads the environment once, at import)
+
+    args = ["run", "--model", "rgb-histogram", "--source", "streaming"]
+    res = CliRunner(env={"HF_HUB_OFFLINE": "1"}).invoke(app, [*args, "--output-dir", str(tmp_path)])
+    assert res.exit_code == 2, res.output
+    assert "--source streaming needs the Hugging Face Hub, but HF_HUB_OFFLINE is set" in res.output
