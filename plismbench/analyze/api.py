@@ -34,7 +34,7 @@ from plismbench.errors import InputError
 from plismbench.evaluate import subset
 from plismbench.evaluate.store import FeatureStore
 from plismbench.utils.hashing import file_digest
-from plismbench.utils.io import write_json
+from plismbench.utils.io import atomic_path, write_json
 
 #: Bump when the meaning of an output changes (invalidates reuse).
 FORMAT = 1
@@ -359,15 +359,14 @@ def gather(out_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
     tables: dict[str, pl.DataFrame] = {}
     for table in TABLES:
         frames = [
-            pl.read_csv(f / f"{table}.csv", infer_schema_length=None)
+            pl.read_csv(f / f"{table}.csv", schema_overrides={"layer": pl.Utf8})
             for f in folders
             if (f / f"{table}.csv").is_file()
         ]
-        frames = [f.with_columns(pl.col("layer").cast(pl.Utf8)) for f in frames]
         if frames:
             tables[table] = pl.concat(frames, how="diagonal_relaxed")
-            from plismbench.utils.io import atomic_path
-
             with atomic_path(out / f"{table}.csv") as tmp:
                 tables[table].write_csv(tmp)
+        else:
+            (out / f"{table}.csv").unlink(missing_ok=True)  # no stale gathered table
     return tables
