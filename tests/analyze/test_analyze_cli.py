@@ -149,3 +149,17 @@ def test_run_stage_reuses_and_skips_what_it_cannot_analyse(features: Path, tmp_p
     assert run_stage(["planted"], bad, tmp_path / "other", log=lines.append) is False
     assert lines[-1].startswith("analyze: skipped (") and "unbalanced design" in lines[-1]
     assert not (tmp_path / "other").exists()
+
+
+def test_tile_options_and_k_checks(features: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    res = invoke(features, out, "--model", "planted", "--n-tiles", "10", "--sample-tiles", "6")
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / "planted" / "analysis.json").read_text())
+    assert (info["n_tiles"], info["sample_tiles"]) == (10, 6)
+    probes = pl.read_csv(out / "planted" / "probes.csv")
+    assert probes["n_rows"].to_list() == [36, 36]  # 6 locations x 6 slides
+    _one_error_line(invoke(features, tmp_path / "d", "--model", "planted", "--k", "500"), "--k 500")
+    _one_error_line(invoke(features, tmp_path / "d", "--model", "planted", "--n-tiles", "99"),
+                    "--n-tiles 99")  # fmt: skip
+    assert not (tmp_path / "d").exists()
