@@ -261,16 +261,22 @@ def build_backbone(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -
 def _check_input_size(spec: ExtractorSpec, backbone: torch.nn.Module) -> None:
     """A ViT with fixed position embeddings only takes its own size: say so, not a bare assert."""
     inner = getattr(backbone, "model", backbone)
+    if spec.input_size <= 0 or not spec.normalise:
+        return
     embed = getattr(inner, "patch_embed", None)
     size = getattr(embed, "img_size", None)
-    if size is None or spec.input_size <= 0 or not spec.normalise:
-        return
     strict = bool(getattr(embed, "strict_img_size", not getattr(inner, "dynamic_img_size", False)))
-    if strict and tuple(size) != (spec.input_size, spec.input_size):
+    config = getattr(inner, "config", None)
+    config = getattr(config, "vision_config", config)
+    if size is None and type(inner).__name__.startswith(("ViT", "CLIP")):
+        # transformers ViT and CLIP refuse other sizes (Dinov2 interpolates)
+        hf_size = getattr(config, "image_size", None)
+        size, strict = (None, False) if hf_size is None else ((hf_size, hf_size), True)
+    if size is not None and strict and tuple(size) != (spec.input_size, spec.input_size):
         raise InputError(
             f"model {spec.name!r}: the architecture takes {size[0]}x{size[1]} px inputs only "
             f"(fixed position embeddings), the spec asks for {spec.input_size} px; set "
-            f"input_size={size[0]} or build it with dynamic_img_size=True"
+            f"input_size={size[0]} or build it for that size (e.g. dynamic_img_size=True)"
         )
 
 

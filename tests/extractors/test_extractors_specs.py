@@ -70,3 +70,10 @@ def test_fixed_size_architecture_at_another_size_is_one_line() -> None:
     spec = replace(get_extractor("h-optimus-0"), name="h-optimus-0-448", input_size=448)
     with pytest.raises(InputError, match=r"takes 224x224 px inputs only.*asks for 448 px"):
         load_extractor(spec, pretrained=False, depth=1)
+
+
+def test_transformers_vit_at_another_size_is_one_line() -> None:
+    pytest.importorskip("transformers")
+    spec = replace(get_extractor("phikon"), name="phikon-448", input_size=448)
+    with pytest.raises(InputError, match=r"takes 224x224 px inputs only.*asks for 448 px"):
+        load_extractor(spec, pretrained=False, depth=1)
