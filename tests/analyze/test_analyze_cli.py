@@ -163,3 +163,15 @@ def test_tile_options_and_k_checks(features: Path, tmp_path: Path) -> None:
     _one_error_line(invoke(features, tmp_path / "d", "--model", "planted", "--n-tiles", "99"),
                     "--n-tiles 99")  # fmt: skip
     assert not (tmp_path / "d").exists()
+
+
+def test_gathered_tables_drop_what_no_model_has_any_more(features: Path, tmp_path: Path) -> None:
+    from plismbench.analyze import analyze
+
+    out = tmp_path / "g"
+    common = {"k": 4, "folds": 2, "layers": "none", "robustness_index": False}
+    analyze(["student"], features, out, reference_model="planted", **common)
+    assert (out / "cka.csv").is_file() and not (out / "robustness.csv").exists()
+    analyze(["student", "planted"], features, out, overwrite=True, **common)
+    assert not (out / "cka.csv").exists() and not (out / "angles.csv").exists()
+    assert set(pl.read_csv(out / "variance.csv")["model"]) == {"student", "planted"}
