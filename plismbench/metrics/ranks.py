@@ -108,7 +108,13 @@ def intra_counts(
     counts, (i, part, j) = backend.intra_scan(x, lo, hi)
     if not len(i):
         return counts
-    sure, unsure = split_band(backend.pair_dots(x, i, x, j), match[i, part], dim)
+    key = i * len(match) + j  # one similarity serves every partner whose band holds it
+    uniq, back = np.unique(key, return_inverse=True)
+    dots = np.concatenate([
+        backend.pair_dots(x, u // len(match), x, u % len(match))
+        for u in np.array_split(uniq, max(1, len(uniq) // CHUNK))
+    ])  # fmt: skip
+    sure, unsure = split_band(dots[back], match[i, part], dim)
     np.add.at(counts, (i[sure], part[sure]), 1)
     for p in np.unique(part[unsure]):
         sel = unsure & (part == p)
