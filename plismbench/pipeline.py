@@ -131,7 +131,9 @@ def run(
     timings: dict[str, float] = {}
     features_dir, metrics_dir = out / "features", out / "metrics"
     expected = plism_slide_ids() if source in ("synthetic", "hub", "streaming") else None
-    todo = [s for s in specs if not _features_complete(features_dir / s.folder, expected)]
+    todo = [
+        s for s in specs if not _features_complete(features_dir / s.folder, expected, s, device)
+    ]
     preflight(todo, str(source), out, device)
 
     # Stages 1 and 2: data (only when some features are missing), then extraction.
@@ -223,11 +225,34 @@ def _register_demo_models() -> None:
         register_extractor(RANDOM_VIT)
 
 
-def _features_complete(model_dir: Path, expected: list[str] | None) -> bool:
-    """Every expected slide has its ``features.npy`` (unknown expectations: not complete)."""
+def _features_complete(
+    model_dir: Path, expected: list[str] | None, spec: Any, device: str
+) -> bool:
+    """Every expected slide is finished by this model at this run's precision.
+
+    A slide without ``meta.json``, or whose ``meta.json`` names another model or
+    precision, is not complete: extraction then decides (and refuses a mismatch in one
+    line) instead of the run evaluating someone else's features.
+    """
     if expected is None:
         return False
-    return all((model_dir / sid / "features.npy").is_file() for sid in expected)
+    from plismbench.extract.config import resolve_precision
+    from plismbench.utils.device import resolve_device
+
+    precision = resolve_precision(None, spec, resolve_device(device))
+    for sid in expected:
+        slide = model_dir / sid
+        if not (slide / "features.npy").is_file():
+            return False
+        try:
+            meta = json.loads((slide / "meta.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(meta, dict):
+            return False
+        if meta.get("model") != spec.name or meta.get("precision") != precision:
+            return False
+    return True
 
 
 def _open(source: str, out: Path, say: Callable[[str], None]) -> Any:

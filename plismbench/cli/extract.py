@@ -159,16 +159,9 @@ def extract_command(
 
 def _require_hub() -> None:
     """One line when ``--streaming`` cannot reach the Hub (offline mode, no network)."""
-    from plismbench.data import hub
+    from plismbench.data.hub import require_online
 
-    require = getattr(hub, "require_online", None)
-    if require is not None:
-        require("extract --streaming")
-    elif os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        raise InputError(
-            "extract --streaming needs the Hugging Face Hub, but HF_HUB_OFFLINE is set; unset "
-            "it, or use files already on disk (--download-dir)"
-        )
+    require_online("extract --streaming")
 
 
 def _open_source(

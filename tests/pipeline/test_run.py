@@ -79,14 +79,28 @@ def test_run_resumes_without_redoing_finished_stages(
     assert sorted(result.leaderboard["model"]) == sorted(MODELS)
 
 
-def test_features_complete_skips_known_slide_lists(tmp_path: Path) -> None:
+def test_features_complete_needs_meta_of_this_model_and_precision(tmp_path: Path) -> None:
+    from plismbench.extractors.registry import get_extractor
+
+    spec = get_extractor("rgb-histogram")
     ids = ["A_X_1", "B_Y_1"]
-    assert not pipeline._features_complete(tmp_path, ids)
+    assert not pipeline._features_complete(tmp_path, ids, spec, "cpu")
     for sid in ids:
         (tmp_path / sid).mkdir()
         (tmp_path / sid / "features.npy").write_bytes(b"")
-    assert pipeline._features_complete(tmp_path, ids)
-    assert not pipeline._features_complete(tmp_path, None)
+    # features.npy alone (no meta.json) is not a finished slide
+    assert not pipeline._features_complete(tmp_path, ids, spec, "cpu")
+    for sid in ids:
+        meta = {"model": spec.name, "precision": "fp32"}
+        (tmp_path / sid / "meta.json").write_text(json.dumps(meta))
+    assert pipeline._features_complete(tmp_path, ids, spec, "cpu")
+    assert not pipeline._features_complete(tmp_path, None, spec, "cpu")
+    # another model's features, or another precision, planted in the folder
+    (tmp_path / ids[1] / "meta.json").write_text(json.dumps({"model": "hed-histogram"}))
+    assert not pipeline._features_complete(tmp_path, ids, spec, "cpu")
+    meta = {"model": spec.name, "precision": "bf16"}
+    (tmp_path / ids[1] / "meta.json").write_text(json.dumps(meta))
+    assert not pipeline._features_complete(tmp_path, ids, spec, "cpu")
 
 
 def test_run_json_and_errors(tiles: Path, tmp_path: Path) -> None:
