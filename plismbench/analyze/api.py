@@ -352,11 +352,12 @@ def _swap(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def gather(out_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
-    """Concatenate each table over the model folders into ``<out-dir>/<table>.csv``."""
-    out = Path(out_dir)
-    folders = sorted(p for p in out.iterdir() if (p / INFO_FILE).is_file()) if out.is_dir() else []
-    tables: dict[str, pl.DataFrame] = {}
+def load_tables(analysis_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
+    """Each table concatenated over the model folders (layer as text)."""
+    root = Path(analysis_dir)
+    found = root.iterdir() if root.is_dir() else iter(())
+    folders = sorted(p for p in found if (p / INFO_FILE).is_file())
+    out: dict[str, pl.DataFrame] = {}
     for table in TABLES:
         frames = [
             pl.read_csv(f / f"{table}.csv", schema_overrides={"layer": pl.Utf8})
@@ -364,7 +365,16 @@ def gather(out_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
             if (f / f"{table}.csv").is_file()
         ]
         if frames:
-            tables[table] = pl.concat(frames, how="diagonal_relaxed")
+            out[table] = pl.concat(frames, how="diagonal_relaxed")
+    return out
+
+
+def gather(out_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
+    """Concatenate each table over the model folders into ``<out-dir>/<table>.csv``."""
+    out = Path(out_dir)
+    tables = load_tables(out)
+    for table in TABLES:
+        if table in tables:
             with atomic_path(out / f"{table}.csv") as tmp:
                 tables[table].write_csv(tmp)
         else:

@@ -18,7 +18,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from plismbench.analyze import figures
-from plismbench.analyze.api import INFO_FILE, TABLES
+from plismbench.analyze.api import load_tables
 from plismbench.utils.io import atomic_path
 
 FIGURES_DIR = "figures"
@@ -34,23 +34,6 @@ _SUMMARY = (
     ("effective rank", "geometry", "value", pl.col("metric") == "effective_rank"),
 )
 
-
-def load_tables(analysis_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
-    """Each table concatenated over the model folders (layer as text)."""
-    root = Path(analysis_dir)
-    if not root.is_dir():
-        return {}
-    folders = sorted(p for p in root.iterdir() if (p / INFO_FILE).is_file())
-    out: dict[str, pl.DataFrame] = {}
-    for table in TABLES:
-        frames = [
-            pl.read_csv(f / f"{table}.csv", schema_overrides={"layer": pl.Utf8})
-            for f in folders
-            if (f / f"{table}.csv").is_file()
-        ]
-        if frames:
-            out[table] = pl.concat(frames, how="diagonal_relaxed")
-    return out
 
 
 def _save(fig: Figure, folder: Path, name: str) -> bytes:
