@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from plismbench.cli.app import app
+from plismbench.cli.options import MetricsDir, NTilesFolder
 
 stdout = Console()
 
@@ -16,10 +17,8 @@ stdout = Console()
 @app.command()
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more model folders to compare.")],
-    metrics_dir: Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")],
-    n_tiles: Annotated[
-        int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
-    ] = None,
+    metrics_dir: MetricsDir,
+    n_tiles: NTilesFolder = None,
     out: Annotated[
         Path | None,
         typer.Option(help="CSV to write (default: <metrics-dir>/<n>_tiles/compare.csv)."),
@@ -67,10 +66,8 @@ def compare(
 @app.command()
 def breakdown(
     model: Annotated[str, typer.Argument(help="Model folder under <metrics-dir>/<n>_tiles/.")],
-    metrics_dir: Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")],
-    n_tiles: Annotated[
-        int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
-    ] = None,
+    metrics_dir: MetricsDir,
+    n_tiles: NTilesFolder = None,
     tissue_map: Annotated[
         Path | None,
         typer.Option(help="CSV with x, y, tissue columns (needs evaluate --save-ranks)."),

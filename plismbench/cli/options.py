@@ -14,3 +14,9 @@ Streaming = Annotated[
 ]
 TilesDir = Annotated[Path | None, typer.Option("--tiles-dir", help="A folder of tile images.")]
 Parquet = Annotated[Path | None, typer.Option("--parquet", help="Parquet tile files.")]
+
+#: Where evaluate wrote its metrics, and which tile count to read there.
+MetricsDir = Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")]
+NTilesFolder = Annotated[
+    int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
+]

@@ -9,16 +9,15 @@ import typer
 from rich.console import Console
 
 from plismbench.cli.app import app
+from plismbench.cli.options import MetricsDir, NTilesFolder
 
 stdout = Console()
 
 
 @app.command()
 def report(
-    metrics_dir: Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")],
-    n_tiles: Annotated[
-        int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
-    ] = None,
+    metrics_dir: MetricsDir,
+    n_tiles: NTilesFolder = None,
     out: Annotated[
         Path | None,
         typer.Option(help="HTML file to write (default: <metrics-dir>/<n>_tiles/report.html)."),
