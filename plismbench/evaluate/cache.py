@@ -11,9 +11,12 @@ on the device or the GEMM blocking; nor on k, so changing ``--top-k`` reuses the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +73,7 @@ class PairCache:
 
     def save_pair(self, i: int, j: int, counts: CrossCounts) -> None:
         """One (3, N) float64 array: the matches, then both counts (exact in float64)."""
-        save_npy(self._pair(i, j), np.stack([counts.match, counts.a_to_b, counts.b_to_a]))
+        _save_quick(self._pair(i, j), np.stack([counts.match, counts.a_to_b, counts.b_to_a]))
 
     def load_pair(self, i: int, j: int) -> CrossCounts:
         data = np.load(self._pair(i, j), allow_pickle=False)
@@ -86,6 +89,21 @@ class PairCache:
 
     def load_intra(self, a: int) -> np.ndarray:
         return np.load(self._intra(a)).astype(np.int64)
+
+
+def _save_quick(path: Path, array: np.ndarray) -> None:
+    """Atomic like :func:`~plismbench.utils.io.save_npy` with one file creation instead of
+    two (thousands of small pair files: creating files is what costs on some file
+    systems). The temporary name is unique per process and thread."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def _read_key(path: Path) -> str | None:
