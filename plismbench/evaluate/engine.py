@@ -30,6 +30,7 @@ from plismbench import __version__
 from plismbench.errors import InputError
 from plismbench.evaluate import subset as subsets
 from plismbench.evaluate.cache import PairCache, cache_key, content_digests
+from plismbench.evaluate.intervals import with_intervals
 from plismbench.evaluate.outputs import (
     RUN_FILE,
     read_run,
@@ -274,7 +275,7 @@ class _Run:
             save_npy(self.out / RANKS_DIR / "tiles.npy",
                      np.column_stack([self.rows, store.coords()[self.rows]]))  # fmt: skip
         names = metric_names(ks)
-        results = aggregate(metrics, names)
+        results = with_intervals(aggregate(metrics, names), metrics, names)
         write_tables(self.out, self.model, metrics, results, names, store)
         n = len(self.rows)
         write_json(

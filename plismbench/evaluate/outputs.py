@@ -23,6 +23,8 @@ from plismbench.utils.io import atomic_path, write_json, write_text
 
 RUN_FILE = "run.json"
 PROVENANCE_FILE = "provenance.json"
+#: The report's citable bundle of a run (plismbench.report.bundle): stale once outputs change.
+BUNDLE_FILE = "results.json"
 TABLES = ("metrics.csv", "metrics.parquet", "results.csv", "results.md")
 
 
@@ -44,7 +46,7 @@ def remove_run(out: Path) -> None:
 def remove_outputs(out: Path) -> None:
     """Remove every output but the cache: they are about to change."""
     remove_run(out)
-    for name in (*TABLES, PROVENANCE_FILE):
+    for name in (*TABLES, PROVENANCE_FILE, BUNDLE_FILE):
         with contextlib.suppress(FileNotFoundError):
             (out / name).unlink()
     shutil.rmtree(out / RANKS_DIR, ignore_errors=True)

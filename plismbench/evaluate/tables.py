@@ -21,14 +21,21 @@ def label(metric: str) -> str:
 def summary_rows(
     results: pl.DataFrame, names: Sequence[str], centre: str = "median", spread: str = "iqr"
 ) -> list[list[str]]:
-    """One row per pair type: ``centre (spread)`` of each metric, 3 decimals."""
+    """One row per pair type: ``centre (spread)`` of each metric, 3 decimals.
+
+    The median is followed by its 95% interval ``[low, high]`` when ``results`` has one.
+    """
     rows = []
     for ptype in results["pair_type"].unique(maintain_order=True).to_list():
         sub = results.filter(pl.col("pair_type") == ptype)
         cells = [f"{ptype} (n={sub['n_pairs'][0]})"]
         for name in names:
             r = sub.filter(pl.col("metric") == name).row(0, named=True)
-            cells.append(f"{r[centre]:.3f} ({r[spread]:.3f})")
+            cell = f"{r[centre]:.3f}"
+            low, high = r.get(f"{centre}_ci_low"), r.get(f"{centre}_ci_high")
+            if low is not None and high is not None:
+                cell += f" [{low:.3f}, {high:.3f}]"
+            cells.append(f"{cell} ({r[spread]:.3f})")
         rows.append(cells)
     return rows
 
@@ -39,7 +46,9 @@ def results_markdown(results: pl.DataFrame, names: Sequence[str], title: str) ->
     med = tabulate(summary_rows(results, names), headers, tablefmt="github")
     mean = tabulate(summary_rows(results, names, "mean", "std"), headers, tablefmt="github")
     return (
-        f"# {title}\n\n## Median (IQR) over slide pairs\n\n{med}\n\n"
+        f"# {title}\n\n## Median [95% CI] (IQR) over slide pairs\n\n{med}\n\n"
+        "The interval comes from a bootstrap over stainings and scanners (docs/statistics.md)."
+        "\n\n"
         f"## Mean (std) over slide pairs\n\n{mean}\n"
     )
 
