@@ -15,7 +15,7 @@ def test_probe_cannot_memorise_tissue_across_folds() -> None:
     training reads the staining off them (near 1); with folds grouped by location it is
     at chance. Ungrouped folds (e.g. one group per row) would report near 1."""
     rng = np.random.default_rng(0)
-    n_loc, n_st, n_sc, d = 20, 3, 3, 64
+    n_loc, n_st, n_sc, d = 12, 3, 3, 40
     slide = np.repeat(np.arange(n_st * n_sc), n_loc)
     loc = np.tile(np.arange(n_loc), n_st * n_sc)
     st, sc = slide // n_sc, slide % n_sc
@@ -24,11 +24,11 @@ def test_probe_cannot_memorise_tissue_across_folds() -> None:
     # Rows in random order, so that contiguous (ungrouped) folds mix every class.
     perm = rng.permutation(len(loc))
     x, st, sc, loc = x[perm], st[perm], sc[perm], loc[perm]
-    rows = {r["target"]: r for r in probes.probes(x, st, sc, loc, folds=4)}
+    rows = {r["target"]: r for r in probes.probes(x, st, sc, loc, folds=3)}
     assert float(rows["staining"]["accuracy"]) < 0.6, rows["staining"]
     # The same data is memorisable: held-out rows of seen locations are read perfectly.
-    ungrouped, _ = probes.probe_accuracy(x, st, np.arange(len(st)), folds=4)
-    assert ungrouped > 0.9
+    ungrouped, _ = probes.probe_accuracy(x, st, np.arange(len(st)), folds=3)
+    assert ungrouped > 0.75
 
 
 def _design() -> tuple[object, np.ndarray, np.ndarray]:
