@@ -6,13 +6,24 @@ The module is callable: ``plismbench.distill(...)`` is :func:`distill`.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plismbench.data.base import TileSource
 from plismbench.distill.config import DistillConfig, resolve_config
-from plismbench.distill.loop import DistillResult, run_distill
+
+if TYPE_CHECKING:
+    from plismbench.data.base import TileSource
+    from plismbench.distill.loop import DistillResult
 
 __all__ = ["DistillConfig", "DistillResult", "distill"]
+
+
+def __getattr__(name: str) -> Any:
+    """``DistillResult`` without importing torch until it is asked for."""
+    if name == "DistillResult":
+        from plismbench.distill.loop import DistillResult
+
+        return DistillResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def distill(
@@ -52,6 +63,8 @@ def distill(
     given = {"teacher": teacher, "output_dir": output_dir,
              "corpus": None if corpus is None else str(corpus), **options}  # fmt: skip
     cfg = resolve_config(given, config, preset)
+    from plismbench.distill.loop import run_distill  # torch: only when training
+
     return run_distill(cfg, source)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only for state dicts: evaluate and leaderboard never import it
+    import torch
 
 _BLOCK = 1 << 20
 
@@ -31,6 +33,8 @@ def tensor_state_digest(state: Mapping[str, torch.Tensor]) -> str:
     Take it before ``torch.compile`` (which renames parameters) so that the same
     weights always give the same digest.
     """
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().to("cpu").contiguous()
