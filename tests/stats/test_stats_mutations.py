@@ -1,0 +1,104 @@
+"""Holes found by mutation testing: the bootstrap p-value and widening, and compare's
+Wilcoxon, Holm groups, significance column and row alignment, against oracles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from plismbench.stats import Bootstrap, design_from_metrics
+from plismbench.stats.compare import compare
+from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
+
+
+def test_p_value_is_the_documented_count() -> None:
+    """Naive bootstrap (no widening): ``(1 + #{|d* - d| >= |d|}) / (1 + B)``, ties counted."""
+    design = design_from_metrics(pairs_frame(3, 2))
+    boot = Bootstrap(design, n_boot=8, naive=True)
+    reps = np.array([0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, np.nan])
+    # |d* - 0.2| >= 0.2 for 0.0 (a tie) and 0.4 (a tie) and 0.5: 3 of 7 finite.
+    assert boot.p_value(0.2, reps) == pytest.approx((1 + 3) / (1 + 7))
+
+
+def _jackknife_reps(boot: Bootstrap, jack_sd: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n_jack = sum(boot.n_jack)
+    return np.concatenate([rng.normal(0.1, 0.05, boot.n_boot), rng.normal(0.1, jack_sd, n_jack)])
+
+
+def test_widening_stretches_the_p_value_and_never_shrinks() -> None:
+    design = design_from_metrics(pairs_frame(4, 3))
+    boot = Bootstrap(design, n_boot=50)
+    wide = _jackknife_reps(boot, 0.2)  # jackknife spread far above the bootstrap's
+    f = boot.widening(0.1, wide)
+    assert f > 1.5
+    b = wide[: boot.n_boot]
+    want = (1 + np.sum(f * np.abs(b - 0.1) >= 0.1 - 1e-12)) / (1 + b.size)
+    assert boot.p_value(0.1, wide) == pytest.approx(want)
+    assert boot.p_value(0.1, wide) > (1 + np.sum(np.abs(b - 0.1) >= 0.1)) / (1 + b.size)
+    narrow = _jackknife_reps(boot, 1e-4)  # jackknife far below: the interval is not shrunk
+    assert boot.widening(0.1, narrow) == 1.0
+    lo, hi = boot.ci(0.1, narrow)
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(narrow[: boot.n_boot], [0.025, 0.975])))
+
+
+def holm_oracle(p: np.ndarray) -> np.ndarray:
+    """Holm by its definition: the i-th smallest p gets max over j <= i of (m - j) p_(j)."""
+    m = len(p)
+    order = np.argsort(p)
+    out = np.empty(m)
+    for i, idx in enumerate(order):
+        out[idx] = min(1.0, max((m - j) * p[order[j]] for j in range(i + 1)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four models on 4 x 3 slides; ``d`` is ``c``'s metrics with rows shuffled and every
+    pair written the other way round (slide_b first)."""
+    rng = np.random.default_rng(11)
+    frame = pairs_frame(4, 3)
+    base = tmp_path_factory.mktemp("cmp") / "m" / "20_tiles"
+    for name, level in (("a", 0.62), ("b", 0.6), ("c", 0.55)):
+        write_evaluation(base / name, synthetic_metrics(frame, rng, level, unit_sd=0.02))
+    c = pl.read_parquet(base / "c" / "metrics.parquet")
+    swapped = c.rename(
+        {f"{k}_{s}": f"{k}_{'b' if s == 'a' else 'a'}" for k in ("slide", "staining", "scanner")
+         for s in "ab"}
+    ).select(c.columns)  # fmt: skip
+    write_evaluation(base / "d", swapped[rng.permutation(c.height)])
+    return base.parent
+
+
+def test_compare_columns_equal_their_definitions(root: Path) -> None:
+    from scipy.stats import wilcoxon
+
+    table = compare(root, ["a", "b", "c"], n_boot=100)
+    metrics = {m: pl.read_parquet(root / "20_tiles" / m / "metrics.parquet") for m in "abc"}
+    rows = table.filter(pl.col("metric") != "leaderboard_metric")
+    for r in rows.iter_rows(named=True):
+        va, vb = (metrics[m] for m in (r["model_a"], r["model_b"]))
+        keep = pl.lit(True) if r["pair_type"] == "all" else pl.col("pair_type") == r["pair_type"]
+        d = va.filter(keep)[r["metric"]].to_numpy() - vb.filter(keep)[r["metric"]].to_numpy()
+        assert r["n_pairs"] == d.size
+        assert r["p_wilcoxon_pairs"] == pytest.approx(wilcoxon(d).pvalue, rel=1e-9)
+    # Holm within each (metric, pair type), across the three model pairs; significance
+    # is the Holm-corrected bootstrap p below 0.05.
+    for (_metric, _ptype), group in table.group_by("metric", "pair_type"):
+        assert group.height == 3
+        for col in ("p_bootstrap", "p_wilcoxon_pairs"):
+            p = group[col].to_numpy()
+            if np.isfinite(p).all():
+                want = holm_oracle(p)
+                np.testing.assert_allclose(group[f"{col}_holm"].to_numpy(), want, rtol=1e-12)
+    assert (table["significant"] == (table["p_bootstrap_holm"] < 0.05)).all()
+    assert ((table["p_bootstrap"] < 0.05) & (table["p_bootstrap_holm"] >= 0.05)).any()
+
+
+def test_compare_aligns_pairs_written_in_another_order(root: Path) -> None:
+    want = compare(root, ["a", "c"], n_boot=100).drop("model_b")
+    got = compare(root, ["a", "d"], n_boot=100).drop("model_b")
+    assert got.equals(want)
