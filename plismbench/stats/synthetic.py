@@ -36,8 +36,11 @@ def additive_values(
 
     Symmetric around 0, so the population median of every pair type is 0.
     """
-    st = {s: rng.normal(0, unit_sd) for s in set(frame["staining_a"]) | set(frame["staining_b"])}
-    sc = {s: rng.normal(0, unit_sd) for s in set(frame["scanner_a"]) | set(frame["scanner_b"])}
+    # Sorted: a set's order follows the per-process string hash, and the draws would too.
+    stainings = sorted(set(frame["staining_a"]) | set(frame["staining_b"]))
+    scanners = sorted(set(frame["scanner_a"]) | set(frame["scanner_b"]))
+    st = {s: rng.normal(0, unit_sd) for s in stainings}
+    sc = {s: rng.normal(0, unit_sd) for s in scanners}
     slides = set(frame["slide_a"]) | set(frame["slide_b"])
     own = {s: rng.normal(0, noise) for s in sorted(slides)}
     out = []

@@ -59,7 +59,7 @@ def holm_oracle(p: np.ndarray) -> np.ndarray:
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four models on 4 x 3 slides; ``d`` is ``c``'s metrics with rows shuffled and every
     pair written the other way round (slide_b first)."""
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(13)
     frame = pairs_frame(4, 3)
     base = tmp_path_factory.mktemp("cmp") / "m" / "20_tiles"
     for name, level in (("a", 0.62), ("b", 0.6), ("c", 0.55)):
@@ -102,3 +102,22 @@ def test_compare_aligns_pairs_written_in_another_order(root: Path) -> None:
     want = compare(root, ["a", "c"], n_boot=100).drop("model_b")
     got = compare(root, ["a", "d"], n_boot=100).drop("model_b")
     assert got.equals(want)
+
+
+def test_synthetic_values_do_not_depend_on_the_string_hash_seed() -> None:
+    """Seeded synthetic data are the same in every process (they followed set order)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from plismbench.stats.synthetic import additive_values, pairs_frame;"
+        "print(additive_values(pairs_frame(4, 3), np.random.default_rng(0)).round(12).tolist())"
+    )
+    outs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert run.returncode == 0, run.stderr
+        outs.add(run.stdout)
+    assert len(outs) == 1
