@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from extract_memsource import MemorySource
 
 from plismbench.errors import InputError
 from plismbench.extract import extract
+from plismbench.extract.config import resolve_precision
 from plismbench.extract.fingerprint import weights_digest
 from plismbench.extract.writer import ChunkWriter
 from plismbench.extractors.module import FeatureExtractor
@@ -72,3 +74,13 @@ def test_one_non_finite_value_refuses_its_row(tmp_path: Path, bad: float) -> Non
         assert writer._block(np.zeros((4, 3)), torch.ones(4, 4), 10).shape == (4, 7)
     finally:
         writer.close()
+
+
+def test_auto_precision_is_the_specs_on_a_gpu_and_fp32_on_a_cpu() -> None:
+    spec = _extractor().spec
+    for dtype in ("fp16", "bf16", "fp32"):
+        s = replace(spec, dtype=dtype)
+        assert resolve_precision(None, s, torch.device("cuda")) == dtype
+        assert resolve_precision("auto", s, torch.device("cuda")) == dtype
+        assert resolve_precision(None, s, torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", spec, torch.device("cpu")) == "bf16"
