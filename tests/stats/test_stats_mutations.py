@@ -11,6 +11,7 @@ import pytest
 
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.compare import compare
+from plismbench.stats.design import Design
 from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
@@ -121,3 +122,67 @@ def test_synthetic_values_do_not_depend_on_the_string_hash_seed() -> None:
         assert run.returncode == 0, run.stderr
         outs.add(run.stdout)
     assert len(outs) == 1
+
+
+def test_iqr_interval_is_that_of_q3_minus_q1() -> None:
+    from plismbench.stats import results_ci
+
+    frame = pairs_frame(4, 3)
+    values = synthetic_metrics(frame, np.random.default_rng(2), 0.5)["cosine_similarity"]
+    metrics = frame.with_columns(cosine_similarity=values)
+    table = results_ci(metrics, ["cosine_similarity"], n_boot=60, seed=3)
+    boot = Bootstrap(design_from_metrics(metrics), 60, 3)
+    v = values.to_numpy()
+    for r in table.iter_rows(named=True):
+        q = boot.quantiles(v, r["pair_type"], [0.25, 0.75])
+        want = boot.ci(r["iqr"], q[:, 1] - q[:, 0])
+        assert (r["iqr_ci_low"], r["iqr_ci_high"]) == pytest.approx(want)
+
+
+def test_fixed_level_is_in_every_breakdown_resample() -> None:
+    """A staining's (scanner's) breakdown holds it fixed: each resample keeps its pairs."""
+    from plismbench.stats.breakdown import _fixed_weights
+
+    design = design_from_metrics(pairs_frame(4, 3))
+    boot = Bootstrap(design, n_boot=100)
+    for kind, of in (("staining", design.slide_staining), ("scanner", design.slide_scanner)):
+        for index in range(of.max() + 1):
+            w = _fixed_weights(boot, kind, index)[: boot.n_boot]
+            within = (of[design.pair_a] == index) & (of[design.pair_b] == index)
+            involved = (of[design.pair_a] == index) | (of[design.pair_b] == index)
+            assert (w[:, involved].sum(axis=1) > 0).all(), (kind, index)
+            # Drawn once: a pair inside the fixed level weighs what the other factor gives.
+            full = hierarchical_once(boot, kind, design)
+            np.testing.assert_array_equal(w[:, within], full[:, within])
+
+
+def hierarchical_once(boot: Bootstrap, kind: str, d: Design) -> np.ndarray:
+    """Pair weights when only the other factor is resampled (same draws as breakdown)."""
+    from plismbench.stats.bootstrap import unit_counts
+
+    rng = np.random.default_rng(boot.seed)
+    stain = unit_counts(len(d.stainings), boot.n_boot, rng)
+    scan = unit_counts(len(d.scanners), boot.n_boot, rng)
+    (stain if kind == "staining" else scan)[:] = 1
+    slide = stain[:, d.slide_staining] * scan[:, d.slide_scanner]
+    return np.asarray(slide[:, d.pair_a] * slide[:, d.pair_b])
+
+
+def test_align_refuses_duplicated_pairs() -> None:
+    from plismbench.errors import InputError
+    from plismbench.stats.design import align
+
+    frame = pairs_frame(3, 2)
+    with pytest.raises(InputError, match="not the same slide pairs"):
+        align(pl.concat([frame, frame[:1]]), frame)
+
+
+def test_score_is_undefined_without_top_10(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    frame = pairs_frame(3, 3)
+    base = tmp_path / "m" / "20_tiles"
+    for name, level in (("x", 0.6), ("y", 0.5)):
+        write_evaluation(base / name, synthetic_metrics(frame, rng, level, top_k=(5,)), (5,))
+    table = compare(tmp_path / "m", ["x", "y"], n_boot=30)
+    score = table.filter(pl.col("metric") == "leaderboard_metric").row(0, named=True)
+    assert np.isnan(score["median_a"]) and np.isnan(score["difference"])
