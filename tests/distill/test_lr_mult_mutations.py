@@ -1,0 +1,29 @@
+"""DINOv2's patch-embedding lr multiplier 0.2 is the default and reaches the param groups
+(mutation-checked: a default of 1.0 survived, since only the preset was tested)."""
+
+from __future__ import annotations
+
+import pytest
+
+from plismbench.distill.config import config_from
+from plismbench.distill.models import StudentNet, build_student
+from plismbench.distill.optim import param_groups
+
+
+def test_patch_embed_lr_mult_defaults_to_dinov2s_without_a_preset() -> None:
+    cfg = config_from(teacher="timm:vit_small_patch14_reg4_dinov2", output_dir="unused")
+    assert cfg.patch_embed_lr_mult == 0.2
+
+
+def test_patch_embed_lr_mult_scales_only_the_patch_embedding() -> None:
+    built = build_student("vit-tiny", 28, {"depth": 2})
+    net = StudentNet(built.module, built.num_prefix_tokens, built.dim, "dino-ibot",
+                     prototypes=(8, 8), hidden=16)  # fmt: skip
+    where = {id(p): g for g in param_groups(net, built.depth, 0.5, 0.2) for p in g["params"]}
+    names = dict(net.named_parameters())
+    assert where[id(names["backbone.patch_embed.proj.weight"])]["lr_scale"] == pytest.approx(
+        0.5**3 * 0.2
+    )
+    assert where[id(names["backbone.blocks.0.attn.qkv.weight"])]["lr_scale"] == pytest.approx(
+        0.5**2
+    )
