@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,39 @@ def test_compare_rows_equal_their_definitions() -> None:
         got = [r["angle_deg"] for r in out["angles"] if r["nuisance"] == nuisance]
         np.testing.assert_allclose(got, cka.principal_angles(xa, xb, of), atol=1e-9)
     assert sum(r["nuisance"] == "staining" for r in out["angles"]) == 2  # 3 stainings - 1
+
+
+def test_subset_fractions_are_shares_of_their_group_total() -> None:
+    from analyze_planted import moments_of
+
+    from plismbench.analyze import variance
+
+    x = np.random.default_rng(2).standard_normal((3, 4, 6, 5))
+    rows = variance.decompose_subsets(moments_of(x))
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in rows:
+        key = (str(r["subset"]), str(r["group"]))
+        groups.setdefault(key, []).append((float(str(r["ss"])), float(str(r["fraction"]))))
+    assert len(groups) == (3 + 1) + (4 + 1)
+    for key, members in groups.items():
+        total = sum(ss for ss, _ in members)
+        for ss, fraction in members:
+            assert fraction == pytest.approx(ss / total, rel=1e-12), key
+
+
+def test_sampled_tiles_stay_registered_across_slides(tmp_path: Path) -> None:
+    """Location-dominated features: every neighbour is the same location in another slide,
+    which holds only if each slide's sampled rows are the same locations in one order."""
+    import polars as pl
+    from analyze_planted import plant_exact, write_design
+
+    from plismbench.analyze import analyze
+
+    x = plant_exact(10, 3, 2, {"location": 1.0, "staining": 0.2, "scanner": 0.2})
+    write_design(tmp_path / "f", "m", x)
+    out = tmp_path / "out"
+    analyze(["m"], tmp_path / "f", out, k=4, folds=2, layers="none", robustness_index=False,
+            sample_tiles=8)  # fmt: skip
+    table = pl.read_csv(out / "m" / "neighbours.csv")
+    got = dict(zip(table["quantity"], table["value"], strict=True))
+    assert got["same_location"] == pytest.approx(1.0) and got["global_top_k"] == pytest.approx(1.0)
