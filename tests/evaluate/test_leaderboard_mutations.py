@@ -125,3 +125,19 @@ def test_groups_are_holm_tests_against_the_group_leader(
     for prev, e in itertools.pairwise(names):
         chained.append(chained[-1] + (adjusted[(prev, e)] < 0.05))
     assert want != (unadjusted if seed == 0 else chained), (names, raw, want)
+
+
+def test_an_all_partial_cohort_ranks_but_is_not_complete(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    frame = pairs_frame(3, 3)
+    base = tmp_path / "m" / "20_tiles"
+    for name, level in (("a", 0.7), ("b", 0.4)):
+        write_evaluation(base / name, synthetic_metrics(frame, rng, level), complete=False)
+    board = plismbench.leaderboard(tmp_path / "m", n_boot=30)
+    assert board["status"].to_list() == ["ranked", "ranked"]
+    assert board["complete"].to_list() == [False, False]
+    r = board.row(0, named=True)
+    lo, hi = r["leaderboard_metric_ci_low"], r["leaderboard_metric_ci_high"]
+    assert lo < r["leaderboard_metric"] < hi
+    md = (base / "leaderboard.md").read_text()
+    assert f"{r['leaderboard_metric']:.3f} [{lo:.3f}, {hi:.3f}]" in md
