@@ -27,3 +27,19 @@ def test_patch_embed_lr_mult_scales_only_the_patch_embedding() -> None:
     assert where[id(names["backbone.blocks.0.attn.qkv.weight"])]["lr_scale"] == pytest.approx(
         0.5**2
     )
+
+
+def test_build_passes_the_configured_multiplier_to_the_optimiser() -> None:
+    import torch
+
+    from plismbench.distill.build import build
+
+    cfg = config_from(teacher="timm:vit_small_patch14_reg4_dinov2", output_dir="unused",
+                      teacher_heads="random", student="vit-tiny", image_size=28, prototypes=8,
+                      batch_size=2, device="cpu", progress=False, layer_decay=1.0,
+                      patch_embed_lr_mult=0.3, teacher_overrides={"depth": 1},
+                      student_overrides={"depth": 1})  # fmt: skip
+    st = build(cfg, torch.device("cpu"))
+    weight = dict(st.student.named_parameters())["backbone.patch_embed.proj.weight"]
+    (group,) = [g for g in st.optimiser.param_groups if any(p is weight for p in g["params"])]
+    assert group["lr_scale"] == pytest.approx(0.3)
