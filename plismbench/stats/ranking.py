@@ -218,8 +218,10 @@ def _groups(ranked: list[Entry], alpha: float) -> None:
             raw.append(a.boot.p_value(a.score - b.score, a.replicates - b.replicates))
         adjusted = holm(np.nan_to_num(raw, nan=1.0))
         p_adj = {(a.name, b.name): float(p) for (a, b), p in zip(pairs, adjusted, strict=True)}
+    if len(ranked) > 1 and len(with_reps) < len(ranked):
+        return  # untested pairs (no intervals, n_boot=0): no group, rather than a claimed one
     group, leader = 1, ranked[0]
     for e in ranked:
-        if e is not leader and p_adj.get((leader.name, e.name), 0.0) < alpha:
+        if e is not leader and p_adj[(leader.name, e.name)] < alpha:
             group, leader = group + 1, e
         e.group = group

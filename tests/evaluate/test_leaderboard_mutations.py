@@ -141,3 +141,16 @@ def test_an_all_partial_cohort_ranks_but_is_not_complete(tmp_path: Path) -> None
     assert lo < r["leaderboard_metric"] < hi
     md = (base / "leaderboard.md").read_text()
     assert f"{r['leaderboard_metric']:.3f} [{lo:.3f}, {hi:.3f}]" in md
+
+
+def test_no_intervals_no_groups(tmp_path: Path) -> None:
+    """n_boot=0 tests nothing: no model may be put in a group of its own (it was 1, 2, 3
+    for three draws of one model)."""
+    rng = np.random.default_rng(0)
+    frame = pairs_frame(3, 3)
+    base = tmp_path / "m" / "20_tiles"
+    for name in "abc":
+        write_evaluation(base / name, synthetic_metrics(frame, rng, 0.5))
+    board = plismbench.leaderboard(tmp_path / "m", write=False, n_boot=0)
+    assert board["group"].to_list() == [None, None, None]
+    assert board["status"].to_list() == ["ranked"] * 3
