@@ -18,11 +18,13 @@ from extract_memsource import MemorySource
 
 from plismbench.errors import InputError
 from plismbench.extract import extract
+from plismbench.extract.claims import Claims
 from plismbench.extract.config import resolve_precision
 from plismbench.extract.fingerprint import weights_digest
-from plismbench.extract.writer import ChunkWriter
+from plismbench.extract.writer import ChunkWriter, resume_row
 from plismbench.extractors.module import FeatureExtractor
 from plismbench.extractors.spec import ExtractorSpec
+from plismbench.utils.io import save_npy
 
 
 class _Mean(torch.nn.Module):
@@ -84,3 +86,21 @@ def test_auto_precision_is_the_specs_on_a_gpu_and_fp32_on_a_cpu() -> None:
         assert resolve_precision("auto", s, torch.device("cuda")) == dtype
         assert resolve_precision(None, s, torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", spec, torch.device("cpu")) == "bf16"
+
+
+def test_resume_stops_at_the_first_gap_and_drops_what_follows(tmp_path: Path) -> None:
+    state = {"model": "m"}
+    resume_row(tmp_path, state, 2, [], overwrite=False)  # writes state.json
+    for first in (0, 4, 12):  # rows 8..11 are missing
+        save_npy(tmp_path / f"chunk_{first:09d}.npy", np.zeros((4, 5), dtype=np.float32))
+    assert resume_row(tmp_path, state, 2, [], overwrite=False) == 8
+    assert not (tmp_path / f"chunk_{12:09d}.npy").exists()
+
+
+def test_a_slide_this_process_claimed_has_no_other_holder(tmp_path: Path) -> None:
+    claims = Claims()
+    try:
+        assert claims.take(tmp_path) and claims.holder(tmp_path) is None
+        assert not Claims().take(tmp_path)  # held: a second claim on it fails
+    finally:
+        claims.close()
