@@ -105,13 +105,15 @@ def run(
     keep_data: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    distill_demo: bool = False,
 ) -> RunResult:
     """Run the whole benchmark and return the leaderboard and the report's path.
 
     ``source``: ``"hub"`` (download the h5 files into ``output_dir/data``),
     ``"streaming"``, ``"synthetic"`` (the demo data), or a local folder of h5 files,
     parquet files, or ``<slide_id>/<tile_id>.png`` images. With neither ``models`` nor
-    ``source``, the offline demo runs.
+    ``source``, the offline demo runs; ``distill_demo`` adds to it a student distilled
+    from the demo's random ViT (``<output>/distill/``).
     """
     say = log or (lambda message: None)
     out = Path(output_dir)
@@ -121,6 +123,8 @@ def run(
         models = list(DEMO_MODELS)
     elif not models:
         raise InputError("--model: name at least one model (`plismbench models` lists them)")
+    if distill_demo and not demo:
+        raise InputError("--distill-demo adds a student to the demo: give no --model or --source")
     elif source is None:
         source = "hub"
     _register_demo_models()
@@ -136,12 +140,17 @@ def run(
     ]
     preflight(todo, str(source), out, device)
 
+    student = out / "distill" / "student"
+    if distill_demo and not _student_done(student, features_dir, expected, device):
+        todo = todo or specs[-1:]  # the data stage is needed for the student
+
     # Stages 1 and 2: data (only when some features are missing), then extraction.
+    from plismbench.extract import extract
+
     if todo:
         t = time.perf_counter()
         tiles = _open(str(source), out, say)
         timings["data"] = time.perf_counter() - t
-        from plismbench.extract import extract
 
         t = time.perf_counter()
         for spec in todo:
@@ -151,8 +160,21 @@ def run(
                 workers=workers if workers is not None else 2, progress=progress,
             )  # fmt: skip
         timings["extract"] = time.perf_counter() - t
+        if distill_demo:
+            from plismbench.distill.demo import distill_demo_student
+
+            t = time.perf_counter()
+            say(f"distill: {RANDOM_VIT.name} -> a ViT-Tiny student ({out / 'distill'})")
+            student = distill_demo_student(out / "distill", tiles, RANDOM_VIT.name, device=device)
+            say(f"extract: {student}")
+            extract(str(student), tiles, features_dir, batch_size=batch_size, device=device,
+                    workers=workers if workers is not None else 2, progress=progress)  # fmt: skip
+            timings["distill"] = time.perf_counter() - t
         if source == "synthetic" and not keep_data:
             shutil.rmtree(out / "data" / "synthetic", ignore_errors=True)
+
+    if distill_demo:
+        folders.append(get_extractor(str(student)).folder)
 
     # Stage 3: evaluate (each call returns at once when already complete).
     from plismbench.evaluate import evaluate
@@ -223,6 +245,17 @@ def _register_demo_models() -> None:
 
     if RANDOM_VIT.name not in {s.name for s in list_extractors()}:
         register_extractor(RANDOM_VIT)
+
+
+def _student_done(student: Path, features_dir: Path, expected: list[str] | None,
+                  device: str) -> bool:  # fmt: skip
+    """The demo's student exists and its features are complete."""
+    if not (student / "model.safetensors").is_file():
+        return False
+    from plismbench.extractors.registry import get_extractor
+
+    spec = get_extractor(str(student))
+    return _features_complete(features_dir / spec.folder, expected, spec, device)
 
 
 def _features_complete(

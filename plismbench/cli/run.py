@@ -39,6 +39,13 @@ def run(
     keep_data: Annotated[
         bool, typer.Option(help="Keep the demo's synthetic tiles after extraction.")
     ] = False,
+    distill_demo: Annotated[
+        bool,
+        typer.Option(
+            help="Demo only: also distil the random ViT into a ViT-Tiny student (a few CPU "
+            "minutes) and compare them."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print machine-readable results only.")
@@ -61,7 +68,7 @@ def run(
         device=device,
         batch_size=batch_size,
         workers=workers,
-        keep_data=keep_data,
+        keep_data=keep_data, distill_demo=distill_demo,
         progress=not silent,
         log=None if silent else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False)),
     )
