@@ -180,27 +180,33 @@ def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
 
 def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
     """The leaderboard for the terminal: 3 decimals, the score's 95% CI, group and status."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for label in ("#", "Model", "Cosine", "T10 scan", "T10 stain", "T10 both", "Score [95% CI]"):
-        table.add_column(label, justify="left" if label == "Model" else "right", no_wrap=True)
-    table.add_column("Grp", justify="right")
-    table.add_column("Status")
+    # 80 columns must stay readable: light borders, and Status only when a row needs it
+    with_status = any(r["status"] != "ranked" or r["note"] for r in board.iter_rows(named=True))
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for label in ("#", "Model", "Cos", "Scan", "Stain", "Both", "Score [95% CI]", "Grp"):
+        model = label == "Model"
+        table.add_column(label, justify="left" if model else "right", no_wrap=not model,
+                         overflow="fold" if model else "ellipsis", min_width=len(label))
+    if with_status:
+        table.add_column("Status")
     for r in board.iter_rows(named=True):
         status = r["status"] if not r["note"] else f"{r['status']}: {r['note']}"
         style = None if r["status"] == "ranked" else "dim"
-        table.add_row(
+        cells = [
             str(r["rank"]), r["model"], fmt_score(r["cosine_similarity_all"]),
             fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
             fmt_score(r["top_10_cross_scanner_cross_staining"]),
             fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
                       r["leaderboard_metric_ci_high"]),
-            "" if r["group"] is None else str(r["group"]), status, style=style,
-        )  # fmt: skip
+            "" if r["group"] is None else str(r["group"]),
+        ]  # fmt: skip
+        table.add_row(*cells, *([status] if with_status else []), style=style)
     table.caption = (
-        "Score = mean of the median cosine (all pairs) and the median top-10 accuracy "
-        "cross-scanner (T10 scan), cross-staining (T10 stain) and both (T10 both); 95% CI "
+        "Score = mean of the median cosine (Cos, all pairs) and the median top-10 accuracy "
+        "cross-scanner (Scan), cross-staining (Stain) and both (Both); 95% CI "
         "from a bootstrap over stainings and scanners. Grp: models not significantly "
         "different from their group's first model. Full precision in leaderboard.csv."
     )
