@@ -145,6 +145,28 @@ class TileCorpus:
         return idx
 
 
+class ShardedBytesCorpus(TileCorpus):
+    """A corpus of encoded images in shard files (parquet, tar): subclasses give ``_bytes``."""
+
+    files: list[Path]
+    root: Path
+
+    def _bytes(self, indices: Sequence[int] | np.ndarray) -> list[tuple[bytes, str, str]]:
+        """``(image bytes, file, name)`` of each index, in order."""
+        raise NotImplementedError
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """Read and decode the tiles of ``indices``."""
+        return [decode_tile(d, where=w, name=n) for d, w, n in self._bytes(indices)]
+
+    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
+        """The stored image bytes of ``indices``."""
+        return [d for d, _, _ in self._bytes(indices)]
+
+    def _listing(self) -> list[Any]:
+        return shard_listing(self.files, self.root)
+
+
 def shard_listing(files: Sequence[Path], root: Path) -> list[Any]:
     """Names (relative to ``root``) and sizes of shard files, one per line."""
     lines = []

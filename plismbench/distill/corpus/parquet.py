@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from plismbench.data.catalogue import plism_slide_ids
-from plismbench.distill.corpus.base import HandleCache, TileCorpus, decode_tile, shard_listing
+from plismbench.distill.corpus.base import HandleCache, ShardedBytesCorpus
 from plismbench.errors import InputError
 
 __all__ = ["ParquetCorpus"]
@@ -18,7 +18,7 @@ __all__ = ["ParquetCorpus"]
 _PLISM_COLUMNS = ("slide_id", "tile_id", "png")
 
 
-class ParquetCorpus(TileCorpus):
+class ParquetCorpus(ShardedBytesCorpus):
     """Rows of parquet shards; indexed from the footers only (row-group sizes).
 
     A read fetches the image column of each row group it touches once, and each process
@@ -135,14 +135,3 @@ class ParquetCorpus(TileCorpus):
                     raise InputError(f"{f}: row {row} of row group {self._rg_num[g]} has no image")
                 out[k] = (data, str(f), f"row {int(idx[k])}")
         return out
-
-    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
-        """Decode the image bytes of ``indices``."""
-        return [decode_tile(d, where=w, name=n) for d, w, n in self._bytes(indices)]
-
-    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
-        """The stored image bytes of ``indices``."""
-        return [d for d, _, _ in self._bytes(indices)]
-
-    def _listing(self) -> list[Any]:
-        return shard_listing(self.files, self.root)

@@ -15,16 +15,13 @@ from array import array
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from plismbench.distill.corpus.base import (
     IMAGE_SUFFIXES,
     HandleCache,
-    TileCorpus,
-    decode_tile,
-    shard_listing,
+    ShardedBytesCorpus,
 )
 from plismbench.distill.corpus.index_cache import cached_index
 from plismbench.errors import InputError
@@ -123,7 +120,7 @@ class _Fd:
         os.close(self.fd)
 
 
-class TarCorpus(TileCorpus):
+class TarCorpus(ShardedBytesCorpus):
     """The samples of uncompressed tar shards, in shard then member order."""
 
     kind = "tar"
@@ -165,14 +162,3 @@ class TarCorpus(TileCorpus):
                 raise InputError(f"{path}: {name} is truncated (shard changed since indexing?)")
             out.append((data, str(path), name))
         return out
-
-    def read(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
-        """Read and decode the tiles of ``indices``."""
-        return [decode_tile(d, where=w, name=n) for d, w, n in self._bytes(indices)]
-
-    def read_encoded(self, indices: Sequence[int] | np.ndarray) -> list[bytes | None]:
-        """The stored image bytes of ``indices``."""
-        return [d for d, _, _ in self._bytes(indices)]
-
-    def _listing(self) -> list[Any]:
-        return shard_listing(self.files, self.root)
