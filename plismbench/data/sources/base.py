@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -12,6 +9,7 @@ import numpy as np
 
 from plismbench.data.tiles import canonical_order, check_same_tiles
 from plismbench.errors import InputError
+from plismbench.utils.handles import HandleCache
 
 #: Open file handles kept per process and thread.
 _MAX_OPEN = 16
@@ -25,8 +23,7 @@ class _Source:
         self._slides: list[str] | None = None
         self._coords: dict[str, np.ndarray] = {}
         self._names: dict[str, list[str]] = {}
-        self._pid: int | None = None
-        self._local: threading.local | None = None
+        self._handles = HandleCache(_MAX_OPEN)
 
     # -- to implement -------------------------------------------------------------------------
     def _label(self) -> str:
@@ -48,12 +45,6 @@ class _Source:
         """Remember the canonical order (storage positions) of a slide."""
 
     # -- shared -------------------------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_local"] = None
-        state["_pid"] = None
-        return state
-
     def _handle(self, key: Any, opener: Any) -> Any:
         """A cache of open handles per process and per thread.
 
@@ -61,24 +52,7 @@ class _Source:
         prefetch threads: a pyarrow ``ParquetFile`` is not safe for concurrent reads, and
         an eviction must never close a handle that another thread is reading.
         """
-        pid = os.getpid()
-        if self._pid != pid or self._local is None:
-            self._local = threading.local()  # the parent's handles are left alone
-            self._pid = pid
-        handles: OrderedDict[Any, Any] | None = getattr(self._local, "handles", None)
-        if handles is None:
-            handles = self._local.handles = OrderedDict()
-        if key in handles:
-            handles.move_to_end(key)
-            return handles[key]
-        handle = opener()
-        handles[key] = handle
-        while len(handles) > _MAX_OPEN:
-            _, old = handles.popitem(last=False)
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
-        return handle
+        return self._handles.get(key, opener)
 
     def slide_ids(self) -> list[str]:
         """Slide ids this source holds (restricted to ``slides`` when given), sorted."""
