@@ -9,13 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from waiting import wait_until
 
 from plismbench.cli import app
 from plismbench.data.sources import open_source
@@ -64,10 +64,11 @@ def test_ctrl_c_then_two_identical_runs_resume_and_split_the_slides(tmp_path: Pa
     tiles = _tiles(tmp_path / "tiles")
     out = tmp_path / "out"
     proc = _start(out, tiles, SLOW_SLEEP="0.4")
-    deadline = time.monotonic() + 120
-    while not list(out.glob("slow-rgb/*/.partial/chunk_*.npy")):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[1][-2000:]
-        time.sleep(0.05)
+    def first_chunk() -> bool:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]  # it died: say why
+        return bool(list(out.glob("slow-rgb/*/.partial/chunk_*.npy")))
+
+    wait_until(first_chunk, "the first chunk of the slow run")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
