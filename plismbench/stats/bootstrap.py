@@ -7,7 +7,8 @@ drawn as often as the product of its slides' counts. Each resample is thus a row
 integer *multiplicities* over the observed pairs, and a statistic over the resampled
 pairs is a weighted statistic over the observed ones. All resamples are one
 ``(n_boot, n_pairs)`` matrix; quantiles of all resamples come from one sort, one
-cumulative sum and a few comparisons (no loop over resamples or pairs).
+cumulative sum and a bisection over all rows (no loop over resamples or pairs; see
+:mod:`plismbench.stats.wquantiles`).
 
 Weighted quantiles equal NumPy's default (linear) ``np.quantile`` of the pairs repeated
 by their multiplicities, so a resample of weight one everywhere gives the plain median.
@@ -19,7 +20,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from plismbench.metrics.aggregate import ALL
 from plismbench.stats.design import Design
+from plismbench.stats.wquantiles import (
+    accumulator,
+    column_quantiles,
+    from_prefix,
+    merged_prefix,
+    prefix_sums,
+    row_prefix,
+)
+from plismbench.stats.wquantiles import weighted_quantiles as weighted_quantiles  # re-exported
 
 #: Default number of resamples, seed and interval level.
 N_BOOT = 1000
@@ -47,32 +58,6 @@ def hierarchical_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED)
 def pair_weights(n_pairs: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
     """(n_boot, n_pairs) multiplicities of the naive bootstrap that resamples pairs."""
     return unit_counts(n_pairs, n_boot, np.random.default_rng(seed))
-
-
-def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    """(n_boot, len(qs)) linear quantiles of ``values`` repeated by each row of ``weights``.
-
-    NaN where a row's weights sum to zero. ``values``: (n,); ``weights``: (n_boot, n) of
-    non-negative integers.
-    """
-    order = np.argsort(values, kind="stable")
-    v = np.asarray(values, dtype=np.float64)[order]
-    cum = np.cumsum(weights[:, order], axis=1)
-    total = cum[:, -1] if cum.shape[1] else np.zeros(len(weights), dtype=np.int64)
-    out = np.full((len(weights), len(qs)), np.nan)
-    ok = total > 0
-    if not ok.any():
-        return out
-    cum, total = cum[ok], total[ok]
-    for j, q in enumerate(qs):
-        h = q * (total - 1)
-        lo = np.floor(h).astype(np.int64)
-        hi = np.minimum(lo + 1, total - 1)
-        # The value at expanded position i is v[number of cumulative weights <= i].
-        v_lo = v[(cum <= lo[:, None]).sum(axis=1)]
-        v_hi = v[(cum <= hi[:, None]).sum(axis=1)]
-        out[ok, j] = v_lo + (h - lo) * (v_hi - v_lo)
-    return out
 
 
 def jackknife_weights(units: np.ndarray, n_units: int, design: Design) -> np.ndarray:
@@ -118,11 +103,11 @@ class Bootstrap:
         self.seed = seed
         self.naive = naive
         if naive:
-            self.weights = pair_weights(design.n_pairs, n_boot, seed)
+            weights = pair_weights(design.n_pairs, n_boot, seed)
             self.n_jack = (0, 0)
         else:
             s, c = len(design.stainings), len(design.scanners)
-            self.weights = np.vstack(
+            weights = np.vstack(
                 [
                     hierarchical_weights(design, n_boot, seed),
                     jackknife_weights(design.slide_staining, s, design),
@@ -130,11 +115,49 @@ class Bootstrap:
                 ]
             )
             self.n_jack = (s, c)
+        #: (n_replicates, n_pairs) multiplicities, int32 when every row's total fits.
+        self._acc = accumulator(weights)
+        self.weights = np.ascontiguousarray(weights, dtype=self._acc)  # rows gathered fast
+        self._types, self._type_code = np.unique(design.pair_type, return_inverse=True)
 
     def quantiles(self, values: np.ndarray, pair_type: str, qs: Sequence[float]) -> np.ndarray:
         """(n_replicates, len(qs)) replicates of quantiles of ``values`` over one pair type."""
-        mask = self.design.mask(pair_type) & np.isfinite(values)
-        return weighted_quantiles(values[mask], self.weights[:, mask], qs)
+        values = np.asarray(values)
+        cols = np.flatnonzero(self.design.mask(pair_type) & np.isfinite(values))
+        cols = cols[np.argsort(values[cols], kind="stable")]
+        v = values[cols].astype(np.float64)
+        return column_quantiles(self.weights, cols, v, qs, self._acc)
+
+    def quantiles_by_type(self, values: np.ndarray, qs: Sequence[float]) -> dict[str, np.ndarray]:
+        """:meth:`quantiles` of every pair type and of ``all`` from one cumulative sum.
+
+        The columns are gathered grouped by pair type, each group in value order; ``all``
+        merges the groups' cumulative sums instead of summing its own.
+        """
+        values = np.asarray(values)
+        order = np.flatnonzero(np.isfinite(values))
+        order = order[np.argsort(values[order], kind="stable")]
+        codes = self._type_code[order]
+        grouped = order[np.argsort(codes, kind="stable")]
+        cum = prefix_sums(self.weights, grouped, self._acc)
+        out: dict[str, np.ndarray] = {}
+        segments = []
+        base = np.zeros(len(cum), dtype=np.int64)  # the cumulative sum before this group
+        start = 0
+        for code, name in enumerate(self._types.tolist()):
+            inside = codes == code
+            stop = start + int(inside.sum())
+            at = row_prefix(cum, start, base)
+            v = values[grouped[start:stop]].astype(np.float64)
+            end = cum[:, stop - 1].astype(np.int64) if stop > start else base
+            out[name] = from_prefix(v, end - base, at, qs)
+            if stop > start:
+                segments.append((at, np.concatenate([[0], np.cumsum(inside)])))
+            base, start = end, stop
+        total = base
+        v_all = values[order].astype(np.float64)
+        out[ALL] = from_prefix(v_all, total, merged_prefix(segments), qs)
+        return out
 
     def median(self, values: np.ndarray, pair_type: str) -> np.ndarray:
         """Replicates of the median over one pair type."""
@@ -156,7 +179,7 @@ class Bootstrap:
         """
         if self.naive or not np.isfinite(estimate):
             return 1.0
-        from scipy import stats
+        from scipy.special import ndtri, stdtrit  # t and normal quantiles; lighter than stats
 
         s, c = self.n_jack
         var_s = _jackknife_var(reps[self.n_boot : self.n_boot + s])
@@ -168,7 +191,7 @@ class Bootstrap:
         denom = (var_s**2 / (s - 1) if s > 1 else 0.0) + (var_c**2 / (c - 1) if c > 1 else 0.0)
         df = var**2 / denom if denom > 0 else 1.0
         alpha = (1.0 - level) / 2.0
-        factor = stats.t.ppf(1 - alpha, df) * np.sqrt(var) / (stats.norm.ppf(1 - alpha) * sd)
+        factor = stdtrit(df, 1 - alpha) * np.sqrt(var) / (ndtri(1 - alpha) * sd)
         return max(1.0, float(factor))
 
     def ci(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -36,14 +36,16 @@ def results_ci(
     (for comparison only: its intervals are too narrow).
     """
     boot = Bootstrap(design_from_metrics(metrics), n_boot, seed, naive=naive)
+    values = {name: metrics[name].to_numpy().astype(np.float64) for name in names}
+    # Every pair type of a metric from one gather and cumulative sum of the weights.
+    replicates = {name: boot.quantiles_by_type(v, [0.25, 0.5, 0.75]) for name, v in values.items()}
     rows = []
     for ptype in pair_type_order(metrics["pair_type"].unique().to_list()):
         mask = boot.design.mask(ptype)
         for name in names:
-            values = metrics[name].to_numpy().astype(np.float64)
-            sub = values[mask & np.isfinite(values)]
+            sub = values[name][mask & np.isfinite(values[name])]
             q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
-            reps = boot.quantiles(values, ptype, [0.25, 0.5, 0.75])
+            reps = replicates[name][ptype]
             m_lo, m_hi = boot.ci(float(med), reps[:, 1], level)
             i_lo, i_hi = boot.ci(float(q3 - q1), reps[:, 2] - reps[:, 0], level)
             rows.append(
@@ -89,9 +91,8 @@ def add_ci_columns(
 ) -> pl.DataFrame:
     """``results.csv``'s table with :data:`CI_COLUMNS` joined on (pair_type, metric).
 
-    ``options`` go to :func:`results_ci` (``n_boot``, ``seed``, ``level``). Costs a few
-    seconds on the full 91-slide design, so callers on a timed path may prefer the
-    report's ``results.json``, which holds the same intervals.
+    ``options`` go to :func:`results_ci` (``n_boot``, ``seed``, ``level``). About 0.1 s
+    on the full 91-slide design (``benchmarks/bench_stats.py``).
     """
     ci = results_ci(metrics, names, **options).select("pair_type", "metric", *CI_COLUMNS)  # type: ignore[arg-type]
     return results.join(ci, on=["pair_type", "metric"], how="left", maintain_order="left")

@@ -1,0 +1,208 @@
+"""The fast weighted quantiles against their definitions, bit for bit.
+
+Oracles: ``np.quantile`` of the values repeated by each row's multiplicities (to 1e-12:
+its interpolation rounds differently), and, bit for bit, the
+straightforward implementation the fast one replaced (every column compared with every
+target; scipy.stats quantiles) kept here as :func:`reference_weighted_quantiles` and
+:func:`reference_results_ci`, so results.csv's intervals are checked to stay identical.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from plismbench.metrics.aggregate import metric_names, pair_type_order
+from plismbench.stats import Bootstrap, design_from_metrics, results_ci, weighted_quantiles
+from plismbench.stats.bootstrap import _jackknife_var, percentile_ci
+from plismbench.stats.synthetic import pairs_frame, synthetic_metrics
+from plismbench.stats.wquantiles import accumulator
+
+QS = [0.0, 0.025, 0.25, 0.5, 0.75, 0.975, 1.0]
+
+
+def reference_weighted_quantiles(
+    values: np.ndarray, weights: np.ndarray, qs: list[float]
+) -> np.ndarray:
+    """The definition the fast path replaced: int64 sums, every column against every target."""
+    order = np.argsort(values, kind="stable")
+    v = np.asarray(values, dtype=np.float64)[order]
+    cum = np.cumsum(weights[:, order].astype(np.int64), axis=1)
+    total = cum[:, -1] if cum.shape[1] else np.zeros(len(weights), dtype=np.int64)
+    out = np.full((len(weights), len(qs)), np.nan)
+    ok = total > 0
+    cum, total = cum[ok], total[ok]
+    for j, q in enumerate(qs):
+        h = q * (total - 1)
+        lo = np.floor(h).astype(np.int64)
+        hi = np.minimum(lo + 1, total - 1)
+        v_lo = v[(cum <= lo[:, None]).sum(axis=1)]
+        v_hi = v[(cum <= hi[:, None]).sum(axis=1)]
+        out[ok, j] = v_lo + (h - lo) * (v_hi - v_lo)
+    return out
+
+
+def reference_ci(
+    boot: Bootstrap, estimate: float, reps: np.ndarray, level: float
+) -> tuple[float, float]:
+    """Bootstrap.ci as first written, with scipy.stats quantiles."""
+    from scipy import stats
+
+    lo, hi = percentile_ci(boot.boot(reps), level)
+    if not (np.isfinite(estimate) and np.isfinite(lo)):
+        return lo, hi
+    s, c = boot.n_jack
+    var_s = _jackknife_var(reps[boot.n_boot : boot.n_boot + s])
+    var_c = _jackknife_var(reps[boot.n_boot + s :])
+    var, sd, f = var_s + var_c, float(np.nanstd(boot.boot(reps))), 1.0
+    if not boot.naive and var > 0 and sd > 0:
+        denom = (var_s**2 / (s - 1) if s > 1 else 0.0) + (var_c**2 / (c - 1) if c > 1 else 0.0)
+        df = var**2 / denom if denom > 0 else 1.0
+        alpha = (1.0 - level) / 2.0
+        t_q, z_q = stats.t.ppf(1 - alpha, df), stats.norm.ppf(1 - alpha)
+        f = max(1.0, float(t_q * np.sqrt(var) / (z_q * sd)))
+    return estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+
+
+def reference_results_ci(metrics: pl.DataFrame, names: list[str], **kw: object) -> pl.DataFrame:
+    """results_ci as first written: one masked quantile call per (pair type, metric)."""
+    level = float(kw.pop("level", 0.95))  # type: ignore[arg-type]
+    boot = Bootstrap(design_from_metrics(metrics), **kw)  # type: ignore[arg-type]
+    w = boot.weights.astype(np.int64)
+    rows = []
+    for ptype in pair_type_order(metrics["pair_type"].unique().to_list()):
+        for name in names:
+            values = metrics[name].to_numpy().astype(np.float64)
+            mask = boot.design.mask(ptype) & np.isfinite(values)
+            sub = values[mask]
+            q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
+            reps = reference_weighted_quantiles(sub, w[:, mask], [0.25, 0.5, 0.75])
+            m_lo, m_hi = reference_ci(boot, float(med), reps[:, 1], level)
+            i_lo, i_hi = reference_ci(boot, float(q3 - q1), reps[:, 2] - reps[:, 0], level)
+            rows.append({"pair_type": ptype, "metric": name, "median": float(med),
+                         "median_ci_low": m_lo, "median_ci_high": m_hi, "iqr": float(q3 - q1),
+                         "iqr_ci_low": i_lo, "iqr_ci_high": i_hi})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def assert_same_bits(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.columns == want.columns and got.height == want.height
+    for c in got.columns:
+        a, b = got[c].to_numpy(), want[c].to_numpy()
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64), err_msg=c)
+        else:
+            assert (a == b).all(), c
+
+
+def tied_metrics(n_stainings: int, n_scanners: int, seed: int) -> tuple[pl.DataFrame, list[str]]:
+    """Synthetic metrics with accuracies on a grid of 1/16 (ties) and a few NaN / inf."""
+    names = metric_names((1, 3, 5, 10))
+    frame = pairs_frame(n_stainings, n_scanners)
+    metrics = synthetic_metrics(frame, np.random.default_rng(seed), 0.8, top_k=(1, 3, 5, 10))
+    metrics = metrics.with_columns((pl.col(c) * 16).round() / 16 for c in names[1:5])
+    cos = metrics["cosine_similarity"].to_numpy().copy()
+    cos[[1, 7, len(cos) - 2]] = [np.nan, np.inf, np.nan]
+    return metrics.with_columns(cosine_similarity=pl.Series(cos)), names
+
+
+def test_weighted_quantiles_equal_np_quantile_of_repeated_values() -> None:
+    """Ties, zero rows, zero columns, one value, no value: against np.repeat + np.quantile."""
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n = int(rng.integers(0, 40)) if trial else 0
+        values = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+        weights = rng.integers(0, int(rng.integers(1, 6)), size=(int(rng.integers(1, 25)), n))
+        if n:
+            weights[rng.integers(0, len(weights))] = 0
+            weights[:, rng.integers(0, n)] = 0
+        got = weighted_quantiles(values, weights, QS)
+        np.testing.assert_array_equal(got, reference_weighted_quantiles(values, weights, QS))
+        for row, w in zip(got, weights, strict=True):
+            if w.sum() == 0:
+                assert np.isnan(row).all()
+            else:
+                want = np.quantile(np.repeat(values, w), QS)  # its lerp may differ by 1 ulp
+                np.testing.assert_allclose(row, want, rtol=0, atol=1e-12)
+
+
+def test_large_totals_accumulate_in_int64() -> None:
+    values = np.array([3.0, 1.0, 2.0, 1.0])
+    weights = np.array([[2**30, 2**30, 5, 0], [1, 2, 3, 4]], dtype=np.int64)
+    assert accumulator(weights) is np.int64 and accumulator(weights[1:]) is np.int32
+    assert accumulator(np.array([[1, -1]])) is np.int64
+    got = weighted_quantiles(values, weights, QS)
+    np.testing.assert_array_equal(got, reference_weighted_quantiles(values, weights, QS))
+    assert got[0, 3] == 2.0  # the median position 2**30 falls past the 2**30 ones
+
+
+def test_bootstrap_quantiles_by_type_equal_one_type_at_a_time() -> None:
+    """Shared across pair types (and ``all`` merged from them): the same bits as one
+    masked call per type, and as np.quantile of the repeated finite values."""
+    metrics, names = tied_metrics(5, 3, seed=1)
+    boot = Bootstrap(design_from_metrics(metrics), n_boot=80, seed=4)
+    assert boot.weights.dtype == np.int32
+    for name in names:
+        values = metrics[name].to_numpy()
+        shared = boot.quantiles_by_type(values, QS)
+        assert set(shared) == {*boot.design.pair_type.tolist(), "all"}
+        for ptype, got in shared.items():
+            np.testing.assert_array_equal(got, boot.quantiles(values, ptype, QS))
+            mask = boot.design.mask(ptype) & np.isfinite(values)
+            for b in (0, 17, len(boot.weights) - 1):
+                w = boot.weights[b, mask]
+                want = np.quantile(np.repeat(values[mask], w), QS) if w.sum() else np.nan
+                np.testing.assert_allclose(got[b], np.broadcast_to(want, got[b].shape), atol=1e-12)
+
+
+def test_a_pair_type_without_finite_values_gives_nan() -> None:
+    metrics, _ = tied_metrics(3, 3, seed=2)
+    values = metrics["cosine_similarity"].to_numpy().copy()
+    values[metrics["pair_type"].to_numpy() == "cross-staining"] = np.nan
+    boot = Bootstrap(design_from_metrics(metrics), n_boot=30)
+    shared = boot.quantiles_by_type(values, [0.5])
+    assert np.isnan(shared["cross-staining"]).all()
+    np.testing.assert_array_equal(shared["all"], boot.quantiles(values, "all", [0.5]))
+
+
+@pytest.mark.parametrize(("shape", "options"), [
+    ((13, 7), {"n_boot": 150, "seed": 0}),
+    ((6, 4), {"n_boot": 200, "seed": 3, "level": 0.9}),
+    ((4, 3), {"n_boot": 100, "naive": True}),
+])  # fmt: skip
+def test_results_ci_is_bit_for_bit_the_straightforward_definition(
+    shape: tuple[int, int], options: dict[str, object]
+) -> None:
+    metrics, names = tied_metrics(*shape, seed=5)
+    got = results_ci(metrics, names, **options)  # type: ignore[arg-type]
+    assert_same_bits(got, reference_results_ci(metrics, names, **options))
+
+
+def test_widening_quantiles_equal_scipy_stats() -> None:
+    from scipy import special, stats
+
+    for df in (1.0, 1.5, 2.0, 2.37, 5.0, 6.999, 12.0, 40.5, 1e4):
+        for p in (0.9, 0.95, 0.975, 0.995):
+            assert special.stdtrit(df, p) == pytest.approx(stats.t.ppf(p, df), rel=1e-12)
+    for p in (0.9, 0.95, 0.975, 0.995):
+        assert special.ndtri(p) == pytest.approx(stats.norm.ppf(p), rel=1e-12)
+
+
+def test_intervals_do_not_import_scipy_stats() -> None:
+    """scipy.stats costs about a second to import; the intervals need only scipy.special."""
+    code = (
+        "import sys, numpy as np\n"
+        "from plismbench.stats import results_ci\n"
+        "from plismbench.stats.synthetic import pairs_frame, synthetic_metrics\n"
+        "m = synthetic_metrics(pairs_frame(3, 3), np.random.default_rng(0), 0.5)\n"
+        "t = results_ci(m, ['cosine_similarity'], n_boot=20)\n"
+        "assert t['median_ci_low'].is_finite().all()\n"
+        "print('scipy.stats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
