@@ -1,7 +1,9 @@
 """The resumable intermediate results of one evaluation.
 
-``<output>/.cache/`` holds one file per finished slide pair (its match similarities and
-cross counts, one ``.npy``) and one per finished slide (its intra counts), each written atomically.
+``<output>/.cache/`` holds one file per finished *batch* of slide pairs (their match
+similarities and cross counts, one ``.npy``; a batch is about a second of CPU work, since
+creating thousands of small files cost more than small pairs) and one per finished slide
+(its intra counts), each written atomically: a batch is on disk whole or not at all.
 ``key.json`` names the inputs they came from: the *content* of every features file (a
 blake2b digest, computed once per run), never its path or modification time. A
 different key wipes the cache, so an input edited in place is never reused, while a
@@ -26,7 +28,7 @@ from plismbench.metrics.ranks import CrossCounts
 from plismbench.utils.io import save_npy, write_json
 
 #: Bump when the meaning of cached files changes.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 def content_digests(store: FeatureStore) -> dict[str, str]:
@@ -36,12 +38,16 @@ def content_digests(store: FeatureStore) -> dict[str, str]:
     return {s.slide_id: file_digest(s.path) for s in store.slides}
 
 
-def cache_key(digests: dict[str, str], rows: np.ndarray, device: str) -> str:
-    """Digest of everything that changes a result: each file's content, the rows and the
-    device type (float64 cosines may differ in their last bit between devices)."""
+def cache_key(
+    digests: dict[str, str], rows: np.ndarray, device: str, pairs_per_file: int = 1
+) -> str:
+    """Digest of everything that changes a result or the cache's layout: each file's
+    content, the rows, the device type (float64 cosines may differ in their last bit
+    between devices) and the pairs per batch file."""
     payload = {
         "format": CACHE_FORMAT,
         "device": device,
+        "pairs_per_file": pairs_per_file,
         "rows": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
         "slides": sorted(digests.items()),
     }
@@ -62,24 +68,27 @@ class PairCache:
         if stale:
             write_json(key_file, {"key": key, "format": CACHE_FORMAT})
 
-    def _pair(self, i: int, j: int) -> Path:
-        return self.root / "pairs" / f"{i:04d}_{j:04d}.npy"
+    def _batch(self, b: int) -> Path:
+        return self.root / "pairs" / f"{b:05d}.npy"
 
     def _intra(self, a: int) -> Path:
         return self.root / "intra" / f"{a:04d}.npy"
 
-    def has_pair(self, i: int, j: int) -> bool:
-        return self._pair(i, j).is_file()
+    def has_batch(self, b: int) -> bool:
+        return self._batch(b).is_file()
 
-    def save_pair(self, i: int, j: int, counts: CrossCounts) -> None:
-        """One (3, N) float64 array: the matches, then both counts (exact in float64)."""
-        _save_quick(self._pair(i, j), np.stack([counts.match, counts.a_to_b, counts.b_to_a]))
-
-    def load_pair(self, i: int, j: int) -> CrossCounts:
-        data = np.load(self._pair(i, j), allow_pickle=False)
-        return CrossCounts(
-            match=data[0], a_to_b=data[1].astype(np.int64), b_to_a=data[2].astype(np.int64)
+    def save_batch(self, b: int, counts: list[CrossCounts]) -> None:
+        """One (k, 3, N) float64 array: per pair the matches, then both counts (exact)."""
+        _save_quick(
+            self._batch(b), np.stack([np.stack([c.match, c.a_to_b, c.b_to_a]) for c in counts])
         )
+
+    def load_batch(self, b: int) -> list[CrossCounts]:
+        data = np.load(self._batch(b), allow_pickle=False)
+        return [
+            CrossCounts(match=p[0], a_to_b=p[1].astype(np.int64), b_to_a=p[2].astype(np.int64))
+            for p in data
+        ]
 
     def has_intra(self, a: int) -> bool:
         return self._intra(a).is_file()

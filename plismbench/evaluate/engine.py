@@ -39,7 +39,7 @@ from plismbench.evaluate.outputs import (
     reusable,
     write_tables,
 )
-from plismbench.evaluate.stages import RANKS_DIR, Stages
+from plismbench.evaluate.stages import RANKS_DIR, Batch, Stages, pairs_per_file
 from plismbench.evaluate.store import FeatureStore
 from plismbench.metrics.aggregate import aggregate, metric_names
 from plismbench.metrics.backend import Backend, get_backend
@@ -163,6 +163,10 @@ def _quiet(message: str) -> None:
     pass
 
 
+def _n_pairs(batches: list[Batch]) -> int:
+    return sum(len(b.pairs) for b in batches)
+
+
 def ticker(bar: Any, task: Any, every_s: float = 0.1) -> Callable[..., None]:
     """``tick()`` advances ``task`` by one, refreshing the bar at most every ``every_s``
     (a rich update per pair cost more than a small pair); ``tick(flush=True)`` catches up."""
@@ -205,6 +209,7 @@ class _Run:
         self.subset_desc, self.ks, self.backend, self.out = subset_desc, ks, backend, out
         self.workers, self.save_ranks, self.overwrite = workers, save_ranks, overwrite
         self.progress = progress
+        self.per_file = pairs_per_file(len(rows), store.dim)
         self.started = time.perf_counter()
         self.world_size = 1
 
@@ -214,7 +219,7 @@ class _Run:
         previous = read_run(self.out)
         remove_run(self.out)  # first: until the run finishes, the folder is incomplete
         digests = content_digests(self.store)
-        key = cache_key(digests, self.rows, self.backend.name)
+        key = cache_key(digests, self.rows, self.backend.name, self.per_file)
         done = None
         if not self.overwrite:
             done = reusable(previous, self.out, key, self.ks, self.save_ranks,
@@ -235,24 +240,24 @@ class _Run:
         if done is not None:
             return done
         cache = PairCache(self.out / CACHE_DIR, key, reset=self.overwrite)
-        stages = Stages(self.store, self.rows, self.backend, cache)
-        pairs, slides = stages.pending()
+        stages = Stages(self.store, self.rows, self.backend, cache, self.per_file)
+        batches, slides = stages.pending()
         bar = make_progress(self.progress)
         with self.backend.threads(self.workers), bar:
-            self._compute(stages, pairs, slides, bar)
+            self._compute(stages, batches, slides, bar)
             metrics = self._assemble(stages, bar)
-        return self._finish(metrics, key, digests, len(pairs))
+        return self._finish(metrics, key, digests, _n_pairs(batches))
 
-    def _compute(self, stages: Stages, pairs: list[tuple[int, int]], slides: list[int],
+    def _compute(self, stages: Stages, batches: list[Batch], slides: list[int],
                  bar: Any) -> None:  # fmt: skip
         n_slides = len(self.store.slides)
-        if not pairs and not slides:
+        if not batches and not slides:
             return  # everything cached for these exact contents: no need to read them
         threads = self.workers or os.cpu_count() or 1
         load = bar.add_task(f"{self.model}: load features", total=n_slides)
         stages.load(threads, ticker(bar, load))
-        tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs", total=len(pairs)))
-        stages.run_pairs(pairs, tick)
+        tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs", total=_n_pairs(batches)))
+        stages.run_pairs(batches, tick)
         tick(flush=True)
         tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide", total=len(slides)))
         for a in slides:
@@ -330,32 +335,33 @@ class _Run:
             if status["done"] is not None:
                 return status["done"]  # type: ignore[no-any-return]
             cache = PairCache(self.out / CACHE_DIR, status["key"])
-            stages = Stages(self.store, self.rows, self.backend, cache)
-            all_pairs, all_slides = stages.pending()  # the same on every rank
-            pairs = all_pairs[ctx.rank :: ctx.world_size]
+            stages = Stages(self.store, self.rows, self.backend, cache, self.per_file)
+            all_batches, all_slides = stages.pending()  # the same on every rank
+            batches = all_batches[ctx.rank :: ctx.world_size]
             bar = make_progress(self.progress and ctx.is_main)
             with self.backend.threads(self.workers), bar:
                 if all_slides:  # (pending pairs imply pending slides)
-                    self._compute_sharded(stages, pairs, all_slides, ctx, bar)
+                    self._compute_sharded(stages, batches, all_slides, ctx, bar)
                 barrier()
                 result: EvaluationResult | None = None
                 if ctx.is_main:
                     metrics = self._assemble(stages, bar)
                     result = self._finish(metrics, status["key"], status["digests"],
-                                          len(all_pairs))  # fmt: skip
+                                          _n_pairs(all_batches))  # fmt: skip
                 result = broadcast_object(result)
             assert result is not None
             return result
 
-    def _compute_sharded(self, stages: Stages, pairs: list[tuple[int, int]],
+    def _compute_sharded(self, stages: Stages, batches: list[Batch],
                          all_slides: list[int], ctx: Any, bar: Any) -> None:  # fmt: skip
         from plismbench.utils.distributed import barrier
 
         threads = self.workers or os.cpu_count() or 1
         load = bar.add_task(f"{self.model}: load features", total=len(self.store.slides))
         stages.load(threads, ticker(bar, load))
-        tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs (rank 0)", total=len(pairs)))
-        stages.run_pairs(pairs, tick)
+        tick = ticker(bar, bar.add_task(f"{self.model}: slide pairs (rank 0)",
+                                        total=_n_pairs(batches)))  # fmt: skip
+        stages.run_pairs(batches, tick)
         tick(flush=True)
         barrier()  # every pair is in the cache before any intra stage reads it
         mine = all_slides[ctx.rank :: ctx.world_size]

@@ -1,12 +1,13 @@
 """The three compute stages of an evaluation, resumable and shardable over ranks.
 
 1. *pairs*: one float32 GEMM per unordered slide pair gives the match similarities and
-   the cross counts of both directions;
+   the cross counts of both directions; pairs are computed and cached in batches of
+   about a second of CPU work (:func:`pairs_per_file`);
 2. *intra*: once per slide, its own similarities are counted against the thresholds of
    all its partners (row blocks, never a full N x N kept);
 3. *assemble*: ranks, top-k, MRR and median rank per pair.
 
-Under torchrun, stages 1 and 2 are split over ranks (every ``world``-th item); each
+Under torchrun, stages 1 and 2 are split over ranks (every ``world``-th batch or slide); each
 rank commits its results to the shared cache, and rank 0 assembles. Ranks are exact,
 so which rank computed what never changes a byte of the outputs.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,27 @@ from plismbench.utils.io import save_npy
 RANKS_DIR = "ranks"
 #: Pairs whose ranks are summarised at once (bounds memory: 2 x chunk x N x 8 bytes).
 ASSEMBLE_CHUNK = 128
+#: GEMM work per cached batch of pairs (~0.1 s on one core), and the most pairs in one.
+BATCH_FLOP = 2**33
+MAX_PAIRS_PER_FILE = 64
+
+
+def pairs_per_file(n_tiles: int, dim: int) -> int:
+    """Slide pairs per cache file: about :data:`BATCH_FLOP` of GEMM, at least one.
+
+    A small pair costs less than creating its file (about a millisecond on some file
+    systems); a kill loses at most the batches in progress.
+    """
+    flop = 2 * max(1, n_tiles) ** 2 * max(1, dim)
+    return max(1, min(MAX_PAIRS_PER_FILE, BATCH_FLOP // flop))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive slide pairs computed, and cached, together."""
+
+    index: int
+    pairs: tuple[tuple[int, int], ...]
 
 
 def all_pairs(n_slides: int) -> list[tuple[int, int]]:
@@ -50,21 +73,27 @@ class Stages:
     """Pair and intra results, each read from the cache at most once."""
 
     def __init__(
-        self, store: FeatureStore, rows: np.ndarray, backend: Backend, cache: PairCache
-    ) -> None:
+        self, store: FeatureStore, rows: np.ndarray, backend: Backend, cache: PairCache,
+        per_file: int = 1,
+    ) -> None:  # fmt: skip
         self.store, self.rows, self.backend, self.cache = store, rows, backend, cache
         self.n_slides = len(store.slides)
         self.pairs = all_pairs(self.n_slides)
+        self.batches = [
+            Batch(b, tuple(self.pairs[p : p + per_file]))
+            for b, p in enumerate(range(0, len(self.pairs), per_file))
+        ]
+        self._batch_of = {pair: batch for batch in self.batches for pair in batch.pairs}
         self._cross: dict[tuple[int, int], CrossCounts] = {}
         self._intra: dict[int, np.ndarray] = {}
         self._raw = [store.raw_rows(s, rows) for s in range(self.n_slides)]
         self.feats: list[Any] = []
 
-    def pending(self, rank: int = 0, world: int = 1) -> tuple[list[tuple[int, int]], list[int]]:
-        """This rank's unfinished pairs and slides."""
-        pairs = [p for p in self.pairs if not self.cache.has_pair(*p)]
+    def pending(self, rank: int = 0, world: int = 1) -> tuple[list[Batch], list[int]]:
+        """This rank's unfinished batches of pairs, and slides."""
+        batches = [b for b in self.batches if not self.cache.has_batch(b.index)]
         slides = [a for a in range(self.n_slides) if not self.cache.has_intra(a)]
-        return pairs[rank::world], slides[rank::world]
+        return batches[rank::world], slides[rank::world]
 
     def load(self, threads: int, advance: Callable[[], None]) -> None:
         """Read, check and normalise every slide (stage 0)."""
@@ -74,7 +103,8 @@ class Stages:
 
     def cross(self, i: int, j: int) -> CrossCounts:
         if (i, j) not in self._cross:
-            self._cross[(i, j)] = self.cache.load_pair(i, j)
+            batch = self._batch_of[(i, j)]
+            self._cross.update(zip(batch.pairs, self.cache.load_batch(batch.index), strict=True))
         return self._cross[(i, j)]
 
     def intra(self, a: int) -> np.ndarray:
@@ -82,22 +112,22 @@ class Stages:
             self._intra[a] = self.cache.load_intra(a)
         return self._intra[a]
 
-    def run_pair(self, i: int, j: int) -> None:
-        fa, fb = self.feats[i], self.feats[j]
-        counts = cross_counts(self.backend, fa, fb, self._raw[i], self._raw[j])
-        self.cache.save_pair(i, j, counts)
-        self._cross[(i, j)] = CrossCounts(
-            counts.match, counts.a_to_b.astype(np.int32), counts.b_to_a.astype(np.int32)
-        )
-
-    def run_pairs(self, pairs: list[tuple[int, int]], tick: Callable[[], None]) -> None:
-        """Stage 1 for ``pairs`` (concurrently on CPU when they are small)."""
-
-        def one(pair: tuple[int, int]) -> None:
-            self.run_pair(*pair)
+    def run_batch(self, batch: Batch, tick: Callable[[], None]) -> None:
+        counts = []
+        for i, j in batch.pairs:
+            counts.append(
+                cross_counts(self.backend, self.feats[i], self.feats[j], self._raw[i], self._raw[j])
+            )
             tick()
+        self.cache.save_batch(batch.index, counts)
+        for pair, c in zip(batch.pairs, counts, strict=True):
+            self._cross[pair] = CrossCounts(
+                c.match, c.a_to_b.astype(np.int32), c.b_to_a.astype(np.int32)
+            )
 
-        self.backend.map_pairs(one, pairs, len(self.rows))
+    def run_pairs(self, batches: list[Batch], tick: Callable[[], None]) -> None:
+        """Stage 1 for ``batches`` (concurrently on CPU when the pairs are small)."""
+        self.backend.map_pairs(lambda b: self.run_batch(b, tick), batches, len(self.rows))
 
     def run_intra(self, a: int) -> None:
         others = partners(a, self.n_slides)
