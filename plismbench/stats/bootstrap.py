@@ -23,12 +23,16 @@ import numpy as np
 from plismbench.metrics.aggregate import ALL
 from plismbench.stats.design import Design
 from plismbench.stats.wquantiles import (
+    INT32_MAX,
     accumulator,
     column_quantiles,
+    count_at_most,
     from_prefix,
+    interpolate,
     merged_prefix,
     prefix_sums,
     row_prefix,
+    targets,
 )
 from plismbench.stats.wquantiles import weighted_quantiles as weighted_quantiles  # re-exported
 
@@ -46,13 +50,25 @@ def unit_counts(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarr
     return counts.reshape(n_boot, n_units)
 
 
-def hierarchical_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
-    """(n_boot, n_pairs) multiplicity of every pair when stainings and scanners are resampled."""
+def slide_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, n_slides) multiplicity of every slide when stainings and scanners are resampled."""
     rng = np.random.default_rng(seed)
     stain = unit_counts(len(design.stainings), n_boot, rng)
     scan = unit_counts(len(design.scanners), n_boot, rng)
-    slide = stain[:, design.slide_staining] * scan[:, design.slide_scanner]
-    return slide[:, design.pair_a] * slide[:, design.pair_b]
+    return stain[:, design.slide_staining] * scan[:, design.slide_scanner]
+
+
+def pair_products(slides: np.ndarray, design: Design, dtype: type = np.int64) -> np.ndarray:
+    """(n_rows, n_pairs) C-ordered products of each pair's two slide weights, in ``dtype``."""
+    slides = slides.astype(dtype, copy=False)
+    out = np.take(slides, design.pair_a, axis=1)
+    out *= np.take(slides, design.pair_b, axis=1)
+    return out
+
+
+def hierarchical_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, n_pairs) multiplicity of every pair when stainings and scanners are resampled."""
+    return pair_products(slide_weights(design, n_boot, seed), design)
 
 
 def pair_weights(n_pairs: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
@@ -60,10 +76,14 @@ def pair_weights(n_pairs: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.nda
     return unit_counts(n_pairs, n_boot, np.random.default_rng(seed))
 
 
+def jackknife_slides(units: np.ndarray, n_units: int) -> np.ndarray:
+    """(n_units, n_slides) slide weights with one unit left out per row (0 or 1)."""
+    return (np.arange(n_units)[:, None] != units[None, :]).astype(np.int64)
+
+
 def jackknife_weights(units: np.ndarray, n_units: int, design: Design) -> np.ndarray:
     """(n_units, n_pairs) pair weights with one unit left out per row (0 or 1)."""
-    slide = (np.arange(n_units)[:, None] != units[None, :]).astype(np.int64)
-    return slide[:, design.pair_a] * slide[:, design.pair_b]
+    return pair_products(jackknife_slides(units, n_units), design)
 
 
 def percentile_ci(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -105,19 +125,25 @@ class Bootstrap:
         if naive:
             weights = pair_weights(design.n_pairs, n_boot, seed)
             self.n_jack = (0, 0)
+            self._acc = accumulator(weights)
+            weights = np.ascontiguousarray(weights, dtype=self._acc)
         else:
             s, c = len(design.stainings), len(design.scanners)
-            weights = np.vstack(
+            slides = np.vstack(
                 [
-                    hierarchical_weights(design, n_boot, seed),
-                    jackknife_weights(design.slide_staining, s, design),
-                    jackknife_weights(design.slide_scanner, c, design),
+                    slide_weights(design, n_boot, seed),
+                    jackknife_slides(design.slide_staining, s),
+                    jackknife_slides(design.slide_scanner, c),
                 ]
             )
             self.n_jack = (s, c)
-        #: (n_replicates, n_pairs) multiplicities, int32 when every row's total fits.
-        self._acc = accumulator(weights)
-        self.weights = np.ascontiguousarray(weights, dtype=self._acc)  # rows gathered fast
+            # A row totals at most n_pairs x the largest pair weight: int32 when that fits
+            # (PLISM: 4,095 x 91^2 = 3.4e7), products and cumulative sums included.
+            big = design.n_pairs * int(slides.max(initial=0)) ** 2
+            self._acc = np.int32 if big <= INT32_MAX else np.int64
+            weights = pair_products(slides, design, self._acc)
+        #: (n_replicates, n_pairs) C-ordered multiplicities, int32 when every row total fits.
+        self.weights = weights
         self._types, self._type_code = np.unique(design.pair_type, return_inverse=True)
 
     def quantiles(self, values: np.ndarray, pair_type: str, qs: Sequence[float]) -> np.ndarray:
@@ -140,23 +166,34 @@ class Bootstrap:
         codes = self._type_code[order]
         grouped = order[np.argsort(codes, kind="stable")]
         cum = prefix_sums(self.weights, grouped, self._acc)
-        out: dict[str, np.ndarray] = {}
-        segments = []
+        n_q = len(qs)
+        groups, segments, shifted = [], [], []
         base = np.zeros(len(cum), dtype=np.int64)  # the cumulative sum before this group
         start = 0
         for code, name in enumerate(self._types.tolist()):
             inside = codes == code
             stop = start + int(inside.sum())
-            at = row_prefix(cum, start, base)
-            v = values[grouped[start:stop]].astype(np.float64)
             end = cum[:, stop - 1].astype(np.int64) if stop > start else base
-            out[name] = from_prefix(v, end - base, at, qs)
+            t = targets(end - base, qs)
+            groups.append((name, start, values[grouped[start:stop]].astype(np.float64), t))
+            # Shifted by the group's base, its positions are searched along the whole row.
+            shifted.append(t.stacked() + base[t.ok])
             if stop > start:
-                segments.append((at, np.concatenate([[0], np.cumsum(inside)])))
+                taken = np.concatenate([[0], np.cumsum(inside)])
+                segments.append((row_prefix(cum, start, base), taken))
             base, start = end, stop
-        total = base
+        rows = np.concatenate([np.tile(np.flatnonzero(t.ok), 2 * n_q) for *_, t in groups])
+        flat = np.concatenate([x.ravel() for x in shifted])
+        counts = count_at_most(row_prefix(cum), cum.shape[1], rows, flat)
+        out: dict[str, np.ndarray] = {}
+        offset = 0
+        for name, start, v, t in groups:
+            size = 2 * n_q * int(t.ok.sum())
+            mine = counts[offset : offset + size].reshape(2 * n_q, -1) - start
+            out[name] = interpolate(v, t, mine)
+            offset += size
         v_all = values[order].astype(np.float64)
-        out[ALL] = from_prefix(v_all, total, merged_prefix(segments), qs)
+        out[ALL] = from_prefix(v_all, base, merged_prefix(segments), qs)
         return out
 
     def median(self, values: np.ndarray, pair_type: str) -> np.ndarray:

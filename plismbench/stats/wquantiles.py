@@ -14,10 +14,11 @@ checks rather than assumes. On PLISM a hierarchical resample draws 91 slides in 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-_INT32_MAX = int(np.iinfo(np.int32).max)
+INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def accumulator(weights: np.ndarray) -> type[np.number]:
@@ -29,7 +30,7 @@ def accumulator(weights: np.ndarray) -> type[np.number]:
         return np.float64
     if weights.size == 0:
         return np.int32
-    if weights.min() < 0 or weights.sum(axis=1, dtype=np.int64).max() > _INT32_MAX:
+    if weights.min() < 0 or weights.sum(axis=1, dtype=np.int64).max() > INT32_MAX:
         return np.int64
     return np.int32
 
@@ -63,28 +64,50 @@ def count_at_most(at: Prefix, n: int, rows: np.ndarray, targets: np.ndarray) -> 
     return lo
 
 
-def from_prefix(
-    v: np.ndarray, total: np.ndarray, at: Prefix, qs: Sequence[float]
-) -> np.ndarray:
+class Targets(NamedTuple):
+    """Where each quantile falls in the expanded sample of every row of positive weight."""
+
+    ok: np.ndarray  #: (n_rows,) rows of positive total weight
+    hs: list[np.ndarray]  #: per quantile: fractional position ``q x (total - 1)``
+    los: list[np.ndarray]  #: its floor
+    his: list[np.ndarray]  #: the next position, within the sample
+
+    def stacked(self) -> np.ndarray:
+        """(2 len(qs), n_ok) positions to look up: every ``lo``, then every ``hi``."""
+        return np.stack([*self.los, *self.his])
+
+
+def targets(total: np.ndarray, qs: Sequence[float]) -> Targets:
+    """NumPy's linear ``np.quantile`` positions for rows of ``total`` weight (qs in [0, 1])."""
+    ok = total > 0
+    tot = total[ok].astype(np.int64)
+    hs = [q * (tot - 1) for q in qs]
+    los = [np.floor(h).astype(np.int64) for h in hs]
+    return Targets(ok, hs, los, [np.minimum(lo + 1, tot - 1) for lo in los])
+
+
+def interpolate(v: np.ndarray, t: Targets, counts: np.ndarray) -> np.ndarray:
+    """(n_rows, len(qs)) quantiles from the sorted values' indices at :meth:`Targets.stacked`.
+
+    NaN where a row's total weight is zero.
+    """
+    n_q = len(t.hs)
+    out = np.full((len(t.ok), n_q), np.nan)
+    for j, (h, lo) in enumerate(zip(t.hs, t.los, strict=True)):
+        v_lo, v_hi = v[counts[j]], v[counts[n_q + j]]
+        out[t.ok, j] = v_lo + (h - lo) * (v_hi - v_lo)
+    return out
+
+
+def from_prefix(v: np.ndarray, total: np.ndarray, at: Prefix, qs: Sequence[float]) -> np.ndarray:
     """(n_rows, len(qs)) linear quantiles, NaN where a row's ``total`` weight is zero.
 
     ``v``: the sorted values; ``total``: (n_rows,) each row's weight; ``at``: its prefix sums.
     The arithmetic is NumPy's linear ``np.quantile`` of the repeated values.
     """
-    out = np.full((len(total), len(qs)), np.nan)
-    ok = total > 0
-    if not ok.any():
-        return out
-    rows = np.flatnonzero(ok)
-    tot = total[ok].astype(np.int64)
-    hs = [q * (tot - 1) for q in qs]
-    los = [np.floor(h).astype(np.int64) for h in hs]
-    his = [np.minimum(lo + 1, tot - 1) for lo in los]
-    counts = count_at_most(at, len(v), rows, np.stack([*los, *his]))
-    for j, (h, lo) in enumerate(zip(hs, los, strict=True)):
-        v_lo, v_hi = v[counts[j]], v[counts[len(qs) + j]]
-        out[ok, j] = v_lo + (h - lo) * (v_hi - v_lo)
-    return out
+    t = targets(total, qs)
+    counts = count_at_most(at, len(v), np.flatnonzero(t.ok), t.stacked())
+    return interpolate(v, t, counts)
 
 
 def row_prefix(cum: np.ndarray, start: int = 0, base: np.ndarray | None = None) -> Prefix:
