@@ -17,22 +17,19 @@ by their multiplicities, so a resample of weight one everywhere gives the plain 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 
 from plismbench.metrics.aggregate import ALL
+from plismbench.stats.bytype import quantiles_by_group
 from plismbench.stats.design import Design
 from plismbench.stats.wquantiles import (
     INT32_MAX,
+    Workspace,
     accumulator,
     column_quantiles,
-    count_at_most,
-    from_prefix,
-    interpolate,
-    merged_prefix,
-    prefix_sums,
-    row_prefix,
-    targets,
+    smallest_int,
 )
 from plismbench.stats.wquantiles import weighted_quantiles as weighted_quantiles  # re-exported
 
@@ -58,11 +55,20 @@ def slide_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.
     return stain[:, design.slide_staining] * scan[:, design.slide_scanner]
 
 
-def pair_products(slides: np.ndarray, design: Design, dtype: type = np.int64) -> np.ndarray:
-    """(n_rows, n_pairs) C-ordered products of each pair's two slide weights, in ``dtype``."""
+def pair_products(
+    slides: np.ndarray, design: Design, dtype: type = np.int64, zero_column: bool = False
+) -> np.ndarray:
+    """(n_rows, n_pairs) C-ordered products of each pair's two slide weights, in ``dtype``.
+
+    ``zero_column``: one more column, of zeros (a pair of a slide that is never drawn).
+    """
+    a, b = design.pair_a, design.pair_b
+    if zero_column:
+        slides = np.hstack([slides, np.zeros((len(slides), 1), dtype=slides.dtype)])
+        a, b = np.append(a, len(slides[0]) - 1), np.append(b, len(slides[0]) - 1)
     slides = slides.astype(dtype, copy=False)
-    out = np.take(slides, design.pair_a, axis=1)
-    out *= np.take(slides, design.pair_b, axis=1)
+    out = np.take(slides, a, axis=1)
+    out *= np.take(slides, b, axis=1)
     return out
 
 
@@ -123,10 +129,11 @@ class Bootstrap:
         self.seed = seed
         self.naive = naive
         if naive:
-            weights = pair_weights(design.n_pairs, n_boot, seed)
+            counts = pair_weights(design.n_pairs, n_boot, seed)
             self.n_jack = (0, 0)
-            self._acc = accumulator(weights)
-            weights = np.ascontiguousarray(weights, dtype=self._acc)
+            self._acc = accumulator(counts)
+            zero = np.zeros((len(counts), 1), dtype=counts.dtype)
+            compact = np.hstack([counts, zero]).astype(smallest_int(int(counts.max(initial=0))))
         else:
             s, c = len(design.stainings), len(design.scanners)
             slides = np.vstack(
@@ -137,14 +144,26 @@ class Bootstrap:
                 ]
             )
             self.n_jack = (s, c)
-            # A row totals at most n_pairs x the largest pair weight: int32 when that fits
-            # (PLISM: 4,095 x 91^2 = 3.4e7), products and cumulative sums included.
-            big = design.n_pairs * int(slides.max(initial=0)) ** 2
-            self._acc = np.int32 if big <= INT32_MAX else np.int64
-            weights = pair_products(slides, design, self._acc)
-        #: (n_replicates, n_pairs) C-ordered multiplicities, int32 when every row total fits.
-        self.weights = weights
+            # A row totals at most n_pairs x the largest pair weight: int32 sums when that
+            # fits (PLISM: 4,095 x 91^2 = 3.4e7; in fact at most 4,095, see wquantiles).
+            top = int(slides.max(initial=0)) ** 2
+            self._acc = np.int32 if design.n_pairs * top <= INT32_MAX else np.int64
+            compact = pair_products(slides, design, smallest_int(top), zero_column=True)
+        #: C-ordered, in the smallest integer type (int16 on PLISM), gathered once a metric,
+        #: with a last column of zeros (:mod:`plismbench.stats.bytype` reads it first).
+        self._compact = compact
+        self._work = Workspace()
         self._types, self._type_code = np.unique(design.pair_type, return_inverse=True)
+
+    @property
+    def n_replicates(self) -> int:
+        """``n_boot`` plus the jackknife rows: the length of every replicate vector."""
+        return len(self._compact)
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """(n_replicates, n_pairs) multiplicities: int32 when every row's total fits."""
+        return self._compact[:, :-1].astype(self._acc)
 
     def quantiles(self, values: np.ndarray, pair_type: str, qs: Sequence[float]) -> np.ndarray:
         """(n_replicates, len(qs)) replicates of quantiles of ``values`` over one pair type."""
@@ -152,48 +171,16 @@ class Bootstrap:
         cols = np.flatnonzero(self.design.mask(pair_type) & np.isfinite(values))
         cols = cols[np.argsort(values[cols], kind="stable")]
         v = values[cols].astype(np.float64)
-        return column_quantiles(self.weights, cols, v, qs, self._acc)
+        return column_quantiles(self._compact, cols, v, qs, self._acc, self._work)
 
     def quantiles_by_type(self, values: np.ndarray, qs: Sequence[float]) -> dict[str, np.ndarray]:
-        """:meth:`quantiles` of every pair type and of ``all`` from one cumulative sum.
-
-        The columns are gathered grouped by pair type, each group in value order; ``all``
-        merges the groups' cumulative sums instead of summing its own.
-        """
-        values = np.asarray(values)
-        order = np.flatnonzero(np.isfinite(values))
-        order = order[np.argsort(values[order], kind="stable")]
-        codes = self._type_code[order]
-        grouped = order[np.argsort(codes, kind="stable")]
-        cum = prefix_sums(self.weights, grouped, self._acc)
-        n_q = len(qs)
-        groups, segments, shifted = [], [], []
-        base = np.zeros(len(cum), dtype=np.int64)  # the cumulative sum before this group
-        start = 0
-        for code, name in enumerate(self._types.tolist()):
-            inside = codes == code
-            stop = start + int(inside.sum())
-            end = cum[:, stop - 1].astype(np.int64) if stop > start else base
-            t = targets(end - base, qs)
-            groups.append((name, start, values[grouped[start:stop]].astype(np.float64), t))
-            # Shifted by the group's base, its positions are searched along the whole row.
-            shifted.append(t.stacked() + base[t.ok])
-            if stop > start:
-                taken = np.concatenate([[0], np.cumsum(inside)])
-                segments.append((row_prefix(cum, start, base), taken))
-            base, start = end, stop
-        rows = np.concatenate([np.tile(np.flatnonzero(t.ok), 2 * n_q) for *_, t in groups])
-        flat = np.concatenate([x.ravel() for x in shifted])
-        counts = count_at_most(row_prefix(cum), cum.shape[1], rows, flat)
-        out: dict[str, np.ndarray] = {}
-        offset = 0
-        for name, start, v, t in groups:
-            size = 2 * n_q * int(t.ok.sum())
-            mine = counts[offset : offset + size].reshape(2 * n_q, -1) - start
-            out[name] = interpolate(v, t, mine)
-            offset += size
-        v_all = values[order].astype(np.float64)
-        out[ALL] = from_prefix(v_all, base, merged_prefix(segments), qs)
+        """:meth:`quantiles` of every pair type and of ``all``, from one gather and one
+        cumulative sum of the weights (see :mod:`plismbench.stats.bytype`)."""
+        out, every = quantiles_by_group(
+            self._compact, self.design.n_pairs, self._type_code, self._types.tolist(),
+            np.asarray(values), qs, self._acc, self._work,
+        )  # fmt: skip
+        out[ALL] = every
         return out
 
     def median(self, values: np.ndarray, pair_type: str) -> np.ndarray:

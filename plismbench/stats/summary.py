@@ -67,7 +67,7 @@ def component_replicates(
     for ptype, metric in LEADERBOARD_COMPONENTS:
         label = component_label(ptype, metric)
         if metric not in metrics.columns:
-            observed[label], reps[label] = float("nan"), np.full(len(boot.weights), np.nan)
+            observed[label], reps[label] = float("nan"), np.full(boot.n_replicates, np.nan)
             continue
         values = metrics[metric].to_numpy().astype(np.float64)
         sub = values[boot.design.mask(ptype) & np.isfinite(values)]

@@ -13,6 +13,7 @@ checks rather than assumes. On PLISM a hierarchical resample draws 91 slides in 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -35,33 +36,64 @@ def accumulator(weights: np.ndarray) -> type[np.number]:
     return np.int32
 
 
-def prefix_sums(weights: np.ndarray, columns: np.ndarray, dtype: type) -> np.ndarray:
-    """(n_rows, len(columns)) cumulative sums of ``weights[:, columns]`` along each row."""
-    taken = np.take(weights, columns, axis=1)
-    return np.cumsum(taken.astype(dtype, copy=False), axis=1, dtype=dtype)
+def smallest_int(largest: int) -> type[np.signedinteger]:
+    """The smallest signed integer type holding ``0..largest`` (gathers move fewer bytes)."""
+    for dtype in (np.int16, np.int32):
+        if largest <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
-#: ``at(rows, idx)``: each row's cumulative weight through sorted position ``idx``.
-Prefix = Callable[[np.ndarray, np.ndarray], np.ndarray]
+class Workspace(threading.local):
+    """Per-thread buffers reused from call to call: a fresh 16 MB array pays its page faults."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def array(self, key: str, shape: tuple[int, int], dtype: type | np.dtype) -> np.ndarray:
+        """A C-ordered (uninitialised) array of ``shape``, kept for the next call."""
+        size = shape[0] * shape[1]
+        buf = self.buffers.get(key)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self.buffers[key] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
 
 
-def count_at_most(at: Prefix, n: int, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """``#{k < n : at(rows, k) <= targets}`` elementwise (``searchsorted`` side right).
+def prefix_sums(
+    weights: np.ndarray, columns: np.ndarray, dtype: type, work: Workspace | None = None
+) -> np.ndarray:
+    """(n_rows, len(columns)) cumulative sums of ``weights[:, columns]`` along each row.
 
-    ``targets``: (n_targets, len(rows)); ``at`` non-decreasing in ``k`` for every row.
+    With ``work``, the result lives in its buffers until the next call in this thread.
+    ``mode="clip"`` only spares NumPy's defensive copy: the columns are valid indices.
     """
-    lo = np.zeros(targets.shape, dtype=np.intp)
-    hi = np.full(targets.shape, n, dtype=np.intp)
-    r = np.broadcast_to(rows, targets.shape)
-    for _ in range(max(n, 1).bit_length()):
-        active = lo < hi
-        if not active.any():
-            break
-        mid = (lo + hi) >> 1
-        below = at(r, np.minimum(mid, n - 1)) <= targets
-        lo = np.where(active & below, mid + 1, lo)
-        hi = np.where(active & ~below, mid, hi)
-    return lo
+    if work is None:
+        taken = np.take(weights, columns, axis=1, mode="clip")
+        return np.cumsum(taken.astype(dtype, copy=False), axis=1, dtype=dtype)
+    shape = (len(weights), len(columns))
+    taken = work.array("taken", shape, weights.dtype)
+    np.take(weights, columns, axis=1, out=taken, mode="clip")
+    return np.cumsum(taken, axis=1, dtype=dtype, out=work.array("cum", shape, dtype))
+
+
+#: ``at(idx)``: cumulative weights through sorted positions ``idx``, one per target.
+Reader = Callable[[np.ndarray], np.ndarray]
+
+
+def count_at_most(at: Reader, n: int, targets: np.ndarray) -> np.ndarray:
+    """``#{k < n : at(k) <= targets}`` elementwise (``searchsorted`` side right).
+
+    ``at`` is non-decreasing in ``k`` for every target. Binary lifting over powers of
+    two: ``log2(n)`` reads of one element per target. A candidate past ``n`` reads
+    ``at(n - 1)``; when that is ``<= target`` every position counts, hence the clamp.
+    """
+    pos = np.zeros(targets.shape, dtype=np.intp)
+    step = 1 << (n.bit_length() - 1) if n > 0 else 0
+    while step:
+        cand = pos + step
+        pos = np.where(at(np.minimum(cand, n) - 1) <= targets, cand, pos)
+        step >>= 1
+    return np.minimum(pos, n)
 
 
 class Targets(NamedTuple):
@@ -71,6 +103,12 @@ class Targets(NamedTuple):
     hs: list[np.ndarray]  #: per quantile: fractional position ``q x (total - 1)``
     los: list[np.ndarray]  #: its floor
     his: list[np.ndarray]  #: the next position, within the sample
+
+    @property
+    def rows(self) -> np.ndarray:
+        """(2 len(qs), n_ok) the row of every position of :meth:`stacked`."""
+        ok_rows = np.flatnonzero(self.ok)
+        return np.broadcast_to(ok_rows, (2 * len(self.hs), len(ok_rows)))
 
     def stacked(self) -> np.ndarray:
         """(2 len(qs), n_ok) positions to look up: every ``lo``, then every ``hi``."""
@@ -99,54 +137,30 @@ def interpolate(v: np.ndarray, t: Targets, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def from_prefix(v: np.ndarray, total: np.ndarray, at: Prefix, qs: Sequence[float]) -> np.ndarray:
-    """(n_rows, len(qs)) linear quantiles, NaN where a row's ``total`` weight is zero.
+def flat_reader(cum: np.ndarray, rows: np.ndarray, start: int = 0) -> Reader:
+    """Reads ``cum[rows, start + idx]`` with one flat take (2-D fancy indexing is slower)."""
+    flat, offsets = cum.reshape(-1), rows * cum.shape[1] + start
+    return lambda idx: np.take(flat, offsets + idx)
 
-    ``v``: the sorted values; ``total``: (n_rows,) each row's weight; ``at``: its prefix sums.
-    The arithmetic is NumPy's linear ``np.quantile`` of the repeated values.
+
+def cum_quantiles(v: np.ndarray, cum: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """(n_rows, len(qs)) linear quantiles of sorted ``v`` from each row's cumulative weights.
+
+    The arithmetic is NumPy's linear ``np.quantile`` of the repeated values; NaN where a
+    row's weights sum to zero.
     """
+    total = cum[:, -1] if cum.shape[1] else np.zeros(len(cum), dtype=np.int64)
     t = targets(total, qs)
-    counts = count_at_most(at, len(v), np.flatnonzero(t.ok), t.stacked())
-    return interpolate(v, t, counts)
-
-
-def row_prefix(cum: np.ndarray, start: int = 0, base: np.ndarray | None = None) -> Prefix:
-    """Prefix sums read from a (n_rows, n) cumulative-sum matrix.
-
-    With ``start`` and ``base`` (n_rows,): those of the columns from ``start`` on, read
-    from a cumulative sum that had already reached ``base`` before them.
-    """
-    flat, width = cum.reshape(-1), cum.shape[1]  # one flat take beats 2-D fancy indexing
-    if base is None:
-        return lambda rows, idx: np.take(flat, rows * width + (start + idx))
-    return lambda rows, idx: np.take(flat, rows * width + (start + idx)) - np.take(base, rows)
-
-
-def merged_prefix(segments: Sequence[tuple[Prefix, np.ndarray]]) -> Prefix:
-    """Prefix sums of a merge of sorted segments, from each segment's own prefix sums.
-
-    ``segments``: ``(at, taken)`` with ``taken[k]`` the number of the segment's columns
-    among the first ``k`` merged positions (length n + 1).
-    """
-
-    def at(rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        acc = np.zeros(idx.shape, dtype=np.int64)
-        for seg_at, taken in segments:
-            c = taken[idx + 1]
-            acc += np.where(c > 0, seg_at(rows, np.maximum(c - 1, 0)), 0)
-        return acc
-
-    return at
+    return interpolate(v, t, count_at_most(flat_reader(cum, t.rows), len(v), t.stacked()))
 
 
 def column_quantiles(
     weights: np.ndarray, columns: np.ndarray, v: np.ndarray, qs: Sequence[float],
-    dtype: type | None = None,
+    dtype: type | None = None, work: Workspace | None = None,
 ) -> np.ndarray:  # fmt: skip
     """(n_rows, len(qs)) quantiles of ``v`` (sorted) weighted by ``weights[:, columns]``."""
-    cum = prefix_sums(weights, columns, dtype or accumulator(weights))
-    total = cum[:, -1] if cum.shape[1] else np.zeros(len(weights), dtype=np.int64)
-    return from_prefix(v, total, row_prefix(cum), qs)
+    cum = prefix_sums(weights, columns, dtype or accumulator(weights), work)
+    return cum_quantiles(v, cum, qs)
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
