@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from plismbench.errors import InputError
+from plismbench.metrics.survivors import RowThresholds
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -28,6 +30,8 @@ Device = Literal["auto", "cpu", "cuda"]
 GEMM_ROWS = 512
 #: Rows per GEMM block on CUDA (large enough to keep the GPU busy).
 CUDA_GEMM_ROWS = 4096
+#: Rows per chunk of float64 row dot products (keeps them in cache).
+DOT_ROWS = 256
 #: Similarities compared at once inside a CPU block (keeps them in cache).
 SUB_ELEMENTS = 1 << 18
 #: Above this many (value, threshold) comparisons per block, intra counts use a sort.
@@ -134,43 +138,6 @@ def _sparse_block(s: np.ndarray, r0: int, lo: np.ndarray, hi: np.ndarray,
     if len(k):
         found.append((r[k] + r0, part, j[k]))
     return cum[bounds[1:]] - cum[bounds[:-1]]
-
-
-def _count_survivors(
-    q: np.ndarray, c: np.ndarray, v: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Counts ``#{v >= hi[q, l]}`` per (query, threshold) and the band members, from the
-    survivors ``(query q, candidate c, similarity v)``, in O(K log m) for K survivors.
-
-    Each row's thresholds are sorted once and offset by 4 q (similarities lie in [-2, 2]),
-    so one ``searchsorted`` places every survivor among its own row's thresholds. The
-    offset rounds values by at most 2^-37 x 4n, far inside the band's margin (a fifth of
-    the band), so a value that close to ``hi`` is a sure win anyway; survivors that fall
-    inside any band are then compared exactly, one by one.
-    """
-    n, m = lo.shape
-    offset = 4.0 * np.arange(n)[:, None]
-    order = np.argsort(hi, axis=1, kind="stable")
-    hi_keys = (np.take_along_axis(hi, order, axis=1) + offset).ravel()
-    lo_keys = (np.sort(lo, axis=1) + offset).ravel()
-    key = v.astype(np.float64) + 4.0 * q
-    pos_hi = np.searchsorted(hi_keys, key, side="right") - q * m
-    pos_lo = np.searchsorted(lo_keys, key, side="right") - q * m
-    clear = pos_lo == pos_hi
-    hist = np.bincount(q[clear] * (m + 1) + pos_hi[clear], minlength=n * (m + 1))
-    suffix = np.cumsum(hist.reshape(n, m + 1)[:, ::-1], axis=1)[:, ::-1]
-    out = np.empty((n, m), dtype=np.int64)
-    np.put_along_axis(out, order, suffix[:, 1:], axis=1)  # > l-th smallest: >= it
-    rest = np.flatnonzero(~clear)
-    if not len(rest):
-        empty = np.zeros(0, dtype=np.int64)
-        return out, (empty, empty, empty)
-    qr, cr, vr = q[rest], c[rest], v[rest, None]
-    ge_hi, ge_lo = vr >= hi[qr], vr >= lo[qr]
-    k, part = nonzero2(ge_hi)
-    out += np.bincount(qr[k] * m + part, minlength=n * m).reshape(n, m)
-    k, part = nonzero2(ge_lo & ~ge_hi)
-    return out, (qr[k].astype(np.int64), part.astype(np.int64), cr[k].astype(np.int64))
 
 
 class Backend:
@@ -327,46 +294,46 @@ class NumpyBackend(Backend):
     def intra_scan(
         self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        survivors = self._intra_survivors(x, lo.min(axis=1))
-        if survivors is None:
-            return self._intra_blocks(x, lo, hi)
-        q, c, v = survivors
-        return _count_survivors(q, c, v, lo, hi)
-
-    def _intra_survivors(
-        self, x: np.ndarray, floor: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(query, candidate, similarity) of every pair of distinct rows whose similarity
-        is at least the query's ``floor``, from the upper triangle of ``x @ x.T`` only
-        (each product serves both rows). None when they are too many (dense data)."""
+        """Strips of the upper triangle of ``x @ x.T`` (each product serves both rows);
+        each worker keeps the similarities at or above the query's lowest threshold, in
+        query order, and places them among the row's thresholds itself. Dense data (more
+        than :data:`SURVIVOR_FRACTION` of all pairs kept) is counted by full blocks."""
         n = x.shape[0]
+        floor = lo.min(axis=1)
+        table = RowThresholds(lo, hi)
+        budget = SURVIVOR_FRACTION * n * n
+        kept = [0]
+        lock = threading.Lock()
         share = -(-n // (4 * max(1, self.workers)))
         rows = max(16, min(self.gemm_rows, -(-share // 16) * 16))
-        n_strips = -(-n // rows)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
-            (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=np.float32),)
-        ] * n_strips  # fmt: skip
 
         def strip(b: int) -> None:
+            if kept[0] > budget:
+                return
             r0 = b * rows
             r1 = min(r0 + rows, n)
             s = np.matmul(x[r0:r1], x[r0:].T)  # columns r0..n-1
             s[np.arange(r1 - r0), np.arange(r1 - r0)] = -np.inf  # the query, by index
-            i1, j1 = nonzero2(s >= floor[r0:r1, None])  # queries in the strip
-            t = s[:, r1 - r0 :]
-            i2, j2 = nonzero2(t >= floor[None, r1:])  # queries below the strip
-            parts[b] = (
-                np.concatenate([i1 + r0, j2 + r1]),
-                np.concatenate([j1 + r0, i2 + r0]),
-                np.concatenate([s[i1, j1], t[i2, j2]]),
+            own = np.flatnonzero(s >= floor[r0:r1, None])  # queries in the strip
+            t = s[:, r1 - r0 :] >= floor[None, r1:]  # queries below the strip ...
+            below = np.flatnonzero(t.T.copy())  # ... in query order
+            with lock:
+                kept[0] += len(own) + len(below)
+                if kept[0] > budget:
+                    return
+            q1, c1 = np.divmod(own, n - r0)
+            q2, c2 = np.divmod(below, r1 - r0)
+            v = s.ravel()
+            table.place(
+                np.concatenate([q1 + r0, q2 + r1]),
+                np.concatenate([c1 + r0, c2 + r0]),
+                np.concatenate([v[own], v[c2 * (n - r0) + (r1 - r0) + q2]]),
             )
 
-        self._run(strip, n_strips)
-        total = sum(len(p[0]) for p in parts)
-        if total > SURVIVOR_FRACTION * n * n:
-            return None
-        q, c, v = (np.concatenate(a) for a in zip(*parts, strict=True))
-        return q.astype(np.int64), c.astype(np.int64), v
+        self._run(strip, -(-n // rows))
+        if kept[0] > budget:
+            return self._intra_blocks(x, lo, hi)
+        return table.counts()
 
     def _intra_blocks(
         self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray
@@ -392,10 +359,24 @@ class NumpyBackend(Backend):
         return out, _joined([f for part in found for f in part])
 
     def row_dots(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.multiply(x, y).sum(axis=1, dtype=np.float64)
+        """float32 products summed in float64, in cache-sized row chunks on the workers."""
+        out = np.empty(x.shape[0], dtype=np.float64)
+        rows = DOT_ROWS
+
+        def chunk(b: int) -> None:
+            sl = slice(b * rows, (b + 1) * rows)
+            out[sl] = np.multiply(x[sl], y[sl]).sum(axis=1, dtype=np.float64)
+
+        self._run(chunk, -(-x.shape[0] // rows))
+        return out
 
     def pair_dots(self, x: np.ndarray, i: np.ndarray, y: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", x[i].astype(np.float64), y[j].astype(np.float64))
+        """Exact float32 products summed in float64, gathered in cache-sized chunks."""
+        out = np.empty(len(i), dtype=np.float64)
+        for c0 in range(0, len(i), DOT_ROWS):
+            sl = slice(c0, c0 + DOT_ROWS)
+            out[sl] = np.einsum("ij,ij->i", x[i[sl]], y[j[sl]], dtype=np.float64)
+        return out
 
     def _rows(self, n: int) -> int:
         """Rows per block: at most ``gemm_rows``, and enough blocks for every worker."""
