@@ -206,3 +206,42 @@ def test_intervals_do_not_import_scipy_stats() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_count_at_most_equals_searchsorted() -> None:
+    from plismbench.stats.wquantiles import count_at_most
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 3, 7, 8, 9, 100):
+        cum = np.cumsum(rng.integers(0, 3, size=(5, n)), axis=1)
+        tgt = rng.integers(-1, int(cum.max(initial=0)) + 2, size=(4, 5))
+        rows = np.broadcast_to(np.arange(5), tgt.shape)
+        got = count_at_most(lambda idx: cum[rows, idx], n, tgt)  # noqa: B023
+        want = [[np.searchsorted(cum[r], x, side="right") for r, x in zip(rw, tw, strict=True)]
+                for rw, tw in zip(rows, tgt, strict=True)]  # fmt: skip
+        np.testing.assert_array_equal(got, np.array(want).reshape(tgt.shape))
+
+
+def test_reused_buffers_never_alter_earlier_results() -> None:
+    metrics, names = tied_metrics(4, 3, seed=6)
+    boot = Bootstrap(design_from_metrics(metrics), n_boot=40)
+    first = boot.quantiles_by_type(metrics[names[0]].to_numpy(), QS)
+    single = boot.quantiles(metrics[names[0]].to_numpy(), "all", QS)
+    kept = {k: v.copy() for k, v in first.items()}, single.copy()
+    boot.quantiles_by_type(metrics[names[1]].to_numpy(), QS)
+    boot.quantiles(metrics[names[2]].to_numpy(), "cross-staining", QS)
+    for k, v in first.items():
+        np.testing.assert_array_equal(v, kept[0][k])
+    np.testing.assert_array_equal(single, kept[1])
+
+
+def test_int64_sums_when_int32_could_overflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound check picks int64 sums (forced here): the same bits as with int32."""
+    import plismbench.stats.bootstrap as bootstrap
+
+    metrics, names = tied_metrics(4, 3, seed=7)
+    want = results_ci(metrics, names, n_boot=60)
+    monkeypatch.setattr(bootstrap, "INT32_MAX", 10)
+    boot = Bootstrap(design_from_metrics(metrics), n_boot=60)
+    assert boot._acc is np.int64 and boot.weights.dtype == np.int64
+    assert_same_bits(results_ci(metrics, names, n_boot=60), want)
