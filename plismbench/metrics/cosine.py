@@ -7,32 +7,60 @@ import numpy as np
 from plismbench.errors import InputError
 from plismbench.metrics.exact import scale_rows
 
+#: Rows per chunk (keeps a chunk's float64 copy in cache).
+_CHUNK = 256
+
 
 def normalise(
     features: np.ndarray, *, what: str = "features", row_ids: np.ndarray | None = None
 ) -> np.ndarray:
     """L2-normalise rows in float64, return float32.
 
-    Each row is first scaled by a power of two (exact) so that its largest |value| lies
-    in [0.5, 1): norms of rows near 1e200 do not overflow, near 1e-170 do not underflow.
-    Raises :class:`InputError` naming ``what`` and the first bad row (``row_ids[r]`` when
-    the rows were taken from a larger file) for non-finite values or an all-zero row.
+    float16/float32 rows are squared exactly in float64, where no norm can overflow or
+    underflow. Wider rows are first scaled by a power of two (exact) so that their
+    largest |value| lies in [0.5, 1): norms near 1e200 do not overflow, near 1e-170 do not
+    underflow. Raises :class:`InputError` naming ``what`` and the first bad row
+    (``row_ids[r]`` when the rows were taken from a larger file) for non-finite values or
+    an all-zero row.
     """
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
     if x.ndim != 2:
         raise InputError(f"{what}: expected a 2-D array (tiles, dims), got shape {x.shape}")
-    finite = np.isfinite(x).all(axis=1)
+    if x.dtype in (np.float16, np.float32):
+        return _normalise_narrow(x, what, row_ids)
+    x = np.asarray(x, dtype=np.float64)
+    _check(np.isfinite(x).all(axis=1), x.any(axis=1), what, row_ids)
+    x = scale_rows(x)
+    return (x / np.linalg.norm(x, axis=1)[:, None]).astype(np.float32)
+
+
+def _normalise_narrow(x: np.ndarray, what: str, row_ids: np.ndarray | None) -> np.ndarray:
+    """float16/32 rows: exact float64 squares, in cache-sized chunks (one read for the
+    checks, one for the division)."""
+    sq = np.empty(len(x), dtype=np.float64)
+    for c0 in range(0, len(x), _CHUNK):
+        blk = x[c0 : c0 + _CHUNK]
+        sq[c0 : c0 + _CHUNK] = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
+    finite = np.isfinite(sq)  # a non-finite value makes its row's sum inf or NaN
+    _check(finite, ~finite | (sq > 0), what, row_ids)  # squares of nonzero values are > 0
+    norm = np.sqrt(sq)
+    out = np.empty(x.shape, dtype=np.float32)
+    for c0 in range(0, len(x), _CHUNK):
+        blk = x[c0 : c0 + _CHUNK].astype(np.float64)
+        blk /= norm[c0 : c0 + _CHUNK, None]
+        out[c0 : c0 + _CHUNK] = blk
+    return out
+
+
+def _check(finite: np.ndarray, nonzero: np.ndarray, what: str, row_ids: np.ndarray | None) -> None:
     if not finite.all():
         row = _row(int(np.flatnonzero(~finite)[0]), row_ids)
         raise InputError(f"{what}: row {row} has non-finite values (NaN or inf)")
-    zero = ~x.any(axis=1)
-    if zero.any():
-        row = _row(int(np.flatnonzero(zero)[0]), row_ids)
+    if not nonzero.all():
+        row = _row(int(np.flatnonzero(~nonzero)[0]), row_ids)
         raise InputError(
             f"{what}: row {row} is all zeros (a zero norm); its cosine similarity is undefined"
         )
-    x = scale_rows(x)
-    return (x / np.linalg.norm(x, axis=1)[:, None]).astype(np.float32)
 
 
 def _row(r: int, row_ids: np.ndarray | None) -> int:
