@@ -130,7 +130,8 @@ def bench_end_to_end(device: str, n: int, d: int, n_slides: int, full: bool) -> 
 
     import plismbench
 
-    for module in ("plismbench.evaluate.engine", "plismbench.utils.hashing", "torch"):
+    imports = ("plismbench.evaluate.engine", "plismbench.utils.hashing", "scipy.special", "torch")
+    for module in imports:
         importlib.import_module(module)  # imports are not part of the figure
 
     backend = get_backend(device)

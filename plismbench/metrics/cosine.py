@@ -29,7 +29,7 @@ def normalise(
     if x.dtype in (np.float16, np.float32):
         return _normalise_narrow(x, what, row_ids)
     x = np.asarray(x, dtype=np.float64)
-    _check(np.isfinite(x).all(axis=1), x.any(axis=1), what, row_ids)
+    _check(np.isfinite(x).all(axis=1), np.any(x, axis=1), what, row_ids)
     x = scale_rows(x)
     return (x / np.linalg.norm(x, axis=1)[:, None]).astype(np.float32)
 
