@@ -260,9 +260,7 @@ class _Run:
         stages.run_pairs(batches, tick)
         tick(flush=True)
         tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide", total=len(slides)))
-        for a in slides:
-            stages.run_intra(a)
-            tick()
+        stages.run_intras(slides, tick)
         tick(flush=True)
         stages.feats.clear()
 
@@ -366,8 +364,6 @@ class _Run:
         barrier()  # every pair is in the cache before any intra stage reads it
         mine = all_slides[ctx.rank :: ctx.world_size]
         tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide (rank 0)", total=len(mine)))
-        for a in mine:
-            stages.run_intra(a)
-            tick()
+        stages.run_intras(mine, tick)
         tick(flush=True)
         stages.feats.clear()

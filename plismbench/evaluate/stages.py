@@ -127,7 +127,16 @@ class Stages:
 
     def run_pairs(self, batches: list[Batch], tick: Callable[[], None]) -> None:
         """Stage 1 for ``batches`` (concurrently on CPU when the pairs are small)."""
-        self.backend.map_pairs(lambda b: self.run_batch(b, tick), batches, len(self.rows))
+        self.backend.map_items(lambda b: self.run_batch(b, tick), batches, len(self.rows))
+
+    def run_intras(self, slides: list[int], tick: Callable[[], None]) -> None:
+        """Stage 2 for ``slides`` (concurrently on CPU when they are small)."""
+
+        def one(a: int) -> None:
+            self.run_intra(a)
+            tick()
+
+        self.backend.map_items(one, slides, len(self.rows))
 
     def run_intra(self, a: int) -> None:
         others = partners(a, self.n_slides)

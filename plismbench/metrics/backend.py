@@ -173,8 +173,8 @@ class Backend:
         """A torch view of a device array."""
         raise NotImplementedError
 
-    def map_pairs(self, fn: Callable[[T], None], items: Sequence[T], n_tiles: int) -> None:
-        """``fn`` on every item (slide pairs), in order here; see the CPU override."""
+    def map_items(self, fn: Callable[[T], None], items: Sequence[T], n_tiles: int) -> None:
+        """``fn`` on every item (batches of pairs, slides), in order here; see the CPU override."""
         for item in items:
             fn(item)
 
@@ -255,7 +255,7 @@ class NumpyBackend(Backend):
         with _blas_controller().limit(limits=1, user_api="blas"):
             yield
 
-    def map_pairs(self, fn: Callable[[T], None], items: Sequence[T], n_tiles: int) -> None:
+    def map_items(self, fn: Callable[[T], None], items: Sequence[T], n_tiles: int) -> None:
         """Whole pairs on the worker threads, each single-threaded, when their N x N
         blocks fit in ``PAIR_PARALLEL_BYTES`` together: small pairs waste less time in
         the serial Python around each GEMM. Otherwise pairs run in order, each split

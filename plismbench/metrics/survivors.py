@@ -31,14 +31,15 @@ class RowThresholds:
     def __init__(self, lo: np.ndarray, hi: np.ndarray) -> None:
         self.lo, self.hi = lo, hi
         n, m = lo.shape
-        self.order = np.argsort(hi, axis=1, kind="stable")
         edges = np.concatenate([lo, hi], axis=1)  # edge e < m is a lo, e >= m a hi
-        by_edge = np.argsort(edges, axis=1, kind="stable")
+        by_edge = np.argsort(edges, axis=1)  # the order of equal edges never matters
+        is_hi = by_edge >= m
+        self.order = (by_edge[is_hi] - m).reshape(n, m)  # each row's hi edges, ascending
         offset = 4.0 * np.arange(n)[:, None]
         self.keys = (np.take_along_axis(edges, by_edge, axis=1) + offset).ravel()
         # hi edges among the first p sorted edges of each row, p = 0..2m
         self.n_hi = np.zeros((n, 2 * m + 1), dtype=np.int64)
-        np.cumsum(by_edge >= m, axis=1, out=self.n_hi[:, 1:])
+        np.cumsum(is_hi, axis=1, out=self.n_hi[:, 1:])
         self.n_hi = self.n_hi.ravel()
         self.hist = np.zeros(n * (m + 1), dtype=np.int64)
         self.rest: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
