@@ -262,7 +262,7 @@ class _Run:
         tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide", total=len(slides)))
         stages.run_intras(slides, tick)
         tick(flush=True)
-        stages.feats.clear()
+        stages.release()
 
     def _assemble(self, stages: Stages, bar: Any) -> pl.DataFrame:
         tick = ticker(bar, bar.add_task(f"{self.model}: metrics", total=len(stages.pairs)))
@@ -366,4 +366,4 @@ class _Run:
         tick = ticker(bar, bar.add_task(f"{self.model}: intra-slide (rank 0)", total=len(mine)))
         stages.run_intras(mine, tick)
         tick(flush=True)
-        stages.feats.clear()
+        stages.release()

@@ -27,7 +27,12 @@ from plismbench.data.catalogue import pair_type
 from plismbench.evaluate.cache import PairCache
 from plismbench.evaluate.store import FeatureStore
 from plismbench.metrics.backend import Backend
-from plismbench.metrics.ranks import CrossCounts, cross_counts, intra_counts, ranks_from_counts
+from plismbench.metrics.ranks import (
+    CrossCounts,
+    cross_counts_many,
+    intra_counts,
+    ranks_from_counts,
+)
 from plismbench.utils.io import save_npy
 
 RANKS_DIR = "ranks"
@@ -88,6 +93,7 @@ class Stages:
         self._intra: dict[int, np.ndarray] = {}
         self._raw = [store.raw_rows(s, rows) for s in range(self.n_slides)]
         self.feats: list[Any] = []
+        self.stacked: Any = None
 
     def pending(self, rank: int = 0, world: int = 1) -> tuple[list[Batch], list[int]]:
         """This rank's unfinished batches of pairs, and slides."""
@@ -96,10 +102,19 @@ class Stages:
         return batches[rank::world], slides[rank::world]
 
     def load(self, threads: int, advance: Callable[[], None]) -> None:
-        """Read, check and normalise every slide (stage 0)."""
-        for x in self.store.iter_normalised(self.rows, threads=min(threads, 4)):
-            self.feats.append(self.backend.put(x))
+        """Read, check and normalise every slide (stage 0), into one (slides x N, d)
+        array: the partners of a slide in a batch are then one contiguous block."""
+        n = len(self.rows)
+        stacked = np.empty((self.n_slides * n, self.store.dim), dtype=np.float32)
+        for s, x in enumerate(self.store.iter_normalised(self.rows, threads=min(threads, 4))):
+            stacked[s * n : (s + 1) * n] = x
             advance()
+        self.stacked = self.backend.put(stacked)
+        self.feats = [self.stacked[s * n : (s + 1) * n] for s in range(self.n_slides)]
+
+    def release(self) -> None:
+        """Drop the features (the assembly needs only the cached counts)."""
+        self.feats, self.stacked = [], None
 
     def cross(self, i: int, j: int) -> CrossCounts:
         if (i, j) not in self._cross:
@@ -113,12 +128,16 @@ class Stages:
         return self._intra[a]
 
     def run_batch(self, batch: Batch, tick: Callable[[], None]) -> None:
-        counts = []
-        for i, j in batch.pairs:
-            counts.append(
-                cross_counts(self.backend, self.feats[i], self.feats[j], self._raw[i], self._raw[j])
-            )
-            tick()
+        """A batch's pairs, one wide GEMM per first slide (its partners are consecutive)."""
+        n = len(self.rows)
+        counts: list[CrossCounts] = []
+        for i, group in itertools.groupby(batch.pairs, key=lambda pair: pair[0]):
+            js = [j for _, j in group]
+            ys = self.stacked[js[0] * n : (js[-1] + 1) * n]
+            raws = [self._raw[j] for j in js]
+            counts += cross_counts_many(self.backend, self.feats[i], ys, self._raw[i], raws)
+            for _ in js:
+                tick()
         self.cache.save_batch(batch.index, counts)
         for pair, c in zip(batch.pairs, counts, strict=True):
             self._cross[pair] = CrossCounts(

@@ -28,6 +28,9 @@ Device = Literal["auto", "cpu", "cuda"]
 
 #: Rows per GEMM block on CPU; the blocks run single-threaded on a persistent pool.
 GEMM_ROWS = 512
+#: Rows per strip of the intra stage's triangle (each strip also computes its R x R
+#: diagonal square in full: smaller strips waste less, down to GEMM efficiency).
+INTRA_ROWS = 256
 #: Rows per GEMM block on CUDA (large enough to keep the GPU busy).
 CUDA_GEMM_ROWS = 4096
 #: Rows per chunk of float64 row dot products (keeps them in cache).
@@ -70,28 +73,19 @@ def count_at_thresholds(sims: Any, thresholds: Any) -> Any:
 
 @dataclass
 class CrossScan:
-    """One pair's GEMM, summarised against the band of every row and column."""
+    """k slide pairs (a, b_p) sharing slide a, from one GEMM ``a @ [b_0; ...; b_k-1].T``,
+    summarised against the band of every row and column (the match itself excluded)."""
 
-    #: (N,) the GEMM diagonal (the matches' float32 similarities).
-    diag: np.ndarray
-    #: (N,) ``#{j : s[i, j] >= hi[i]}`` and (N,) ``#{i : s[i, j] >= hi[j]}``.
+    #: (k, N) ``#{j != i : s_p[i, j] >= hi[p, i]}`` and ``#{i != j : s_p[i, j] >= hi[p, j]}``.
     rows_hi: np.ndarray
     cols_hi: np.ndarray
-    #: ``(i, j)``, i != j, with ``lo[i] <= s[i, j] < hi[i]`` (rows) or ``lo[j] <= ... < hi[j]``.
-    band_rows: tuple[np.ndarray, np.ndarray]
-    band_cols: tuple[np.ndarray, np.ndarray]
+    #: ``(p, i, j)``, i != j, with ``lo[p, i] <= s_p[i, j] < hi[p, i]`` (rows) or
+    #: ``lo[p, j] <= s_p[i, j] < hi[p, j]`` (columns).
+    band_rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    band_cols: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-Pairs = tuple[np.ndarray, np.ndarray]
 Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-def _pairs(found: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[np.ndarray, np.ndarray]:
-    parts = [p for block in found for p in block]
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    i, j = (np.concatenate(a).astype(np.int64) for a in zip(*parts, strict=True))
-    return i, j
 
 
 def _joined(found: Found) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,12 +155,19 @@ class Backend:
         """``x_i . y_i``: float32 products summed in float64, on the host."""
         raise NotImplementedError
 
+    def matches(self, x: Any, ys: Any) -> np.ndarray:
+        """(k, N) :meth:`row_dots` of ``x`` with each (N, d) block of ``ys`` (k N, d)."""
+        n = x.shape[0]
+        blocks = [ys[p * n : (p + 1) * n] for p in range(ys.shape[0] // n)]
+        return np.stack([self.row_dots(x, y) for y in blocks])
+
     def pair_dots(self, x: Any, i: np.ndarray, y: Any, j: np.ndarray) -> np.ndarray:
         """``x_i . y_j`` per index pair, exact products summed in float64, on the host."""
         raise NotImplementedError
 
-    def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
-        """``x @ y.T`` against the bands ``[lo, hi)`` of its rows and of its columns."""
+    def cross_scan(self, x: Any, ys: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+        """``x @ ys.T`` against the (k, N) bands ``[lo, hi)`` of its rows and of its columns,
+        ``ys`` being k slides of N rows stacked."""
         raise NotImplementedError
 
     def to_torch(self, x: Any) -> Any:
@@ -305,7 +306,7 @@ class NumpyBackend(Backend):
         kept = [0]
         lock = threading.Lock()
         share = -(-n // (4 * max(1, self.workers)))
-        rows = max(16, min(self.gemm_rows, -(-share // 16) * 16))
+        rows = max(16, min(INTRA_ROWS, -(-share // 16) * 16))
 
         def strip(b: int) -> None:
             if kept[0] > budget:
@@ -360,14 +361,19 @@ class NumpyBackend(Backend):
 
     def row_dots(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """float32 products summed in float64, in cache-sized row chunks on the workers."""
-        out = np.empty(x.shape[0], dtype=np.float64)
-        rows = DOT_ROWS
+        return self.matches(x, y)[0]
+
+    def matches(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        n, d = x.shape
+        y3 = ys.reshape(-1, n, d)
+        out = np.empty((y3.shape[0], n), dtype=np.float64)
+        rows = max(1, DOT_ROWS // y3.shape[0])
 
         def chunk(b: int) -> None:
             sl = slice(b * rows, (b + 1) * rows)
-            out[sl] = np.multiply(x[sl], y[sl]).sum(axis=1, dtype=np.float64)
+            out[:, sl] = np.multiply(y3[:, sl], x[sl]).sum(axis=2, dtype=np.float64)
 
-        self._run(chunk, -(-x.shape[0] // rows))
+        self._run(chunk, -(-n // rows))
         return out
 
     def pair_dots(self, x: np.ndarray, i: np.ndarray, y: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -383,49 +389,50 @@ class NumpyBackend(Backend):
         share = -(-n // max(1, self.workers))
         return max(16, min(self.gemm_rows, -(-share // 16) * 16))
 
-    def cross_scan(self, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
-        """Block by block, never the whole N x N: only the few similarities at or above
-        a row's or a column's ``lo`` are kept (two comparisons and one flat ``nonzero``
-        per cache-sized sub-block), then counted or returned as band members at once."""
-        n, m = x.shape[0], y.shape[0]
-        yt, rows = y.T, self._rows(n)
+    def cross_scan(
+        self, x: np.ndarray, ys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> CrossScan:
+        """One wide GEMM, block by block, never all of it at once: only the few similarities
+        at or above a row's or a column's ``lo`` are kept (two comparisons and one flat
+        ``nonzero`` per cache-sized sub-block), then counted or returned as band members."""
+        n, total = x.shape[0], ys.shape[0]
+        k = total // n
+        yt, rows = ys.T, self._rows(n)
         n_blocks = -(-n // rows)
-        diag = np.empty(min(n, m), dtype=np.float32)
         kept: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_blocks)]
-        lo_c = lo[None, :]
-        sub_rows = max(1, min(rows, SUB_ELEMENTS // max(1, m)))
+        lo_c, lo_r = lo.reshape(1, total), np.ascontiguousarray(lo.T)[:, :, None]
+        sub_rows = max(1, min(rows, SUB_ELEMENTS // total))
 
         def block(b: int) -> None:
             r0 = b * rows
             r1 = min(r0 + rows, n)
             s = np.matmul(x[r0:r1], yt)
-            k = np.arange(r0, min(r1, m))
-            diag[k] = s[k - r0, k]
-            mask = np.empty((min(sub_rows, r1 - r0), m), dtype=bool)
+            mask = np.empty((min(sub_rows, r1 - r0), total), dtype=bool)
             for s0 in range(r0, r1, sub_rows):
                 s1 = min(s0 + sub_rows, r1)
                 sub, ge = s[s0 - r0 : s1 - r0], mask[: s1 - s0]
                 np.greater_equal(sub, lo_c, out=ge)
-                ge |= sub >= lo[s0:s1, None]
+                ge.reshape(s1 - s0, k, n)[...] |= sub.reshape(s1 - s0, k, n) >= lo_r[s0:s1]
                 flat = np.flatnonzero(ge)
-                kept[b].append((flat + s0 * m, sub.ravel().take(flat)))
+                kept[b].append((flat + s0 * total, sub.ravel().take(flat)))
 
         self._run(block, n_blocks)
         parts = [p for block_parts in kept for p in block_parts]
         flat = np.concatenate([p[0] for p in parts])
         v = np.concatenate([p[1] for p in parts])
-        i, j = np.divmod(flat, m)
-        in_r, in_c = v >= lo[i], v >= lo[j]
-        up_r, up_c = v >= hi[i], v >= hi[j]
+        i, col = np.divmod(flat, total)
+        part, j = np.divmod(col, n)
         off = i != j  # the match itself is excluded by index
-        band_r = in_r & ~up_r & off
-        band_c = in_c & ~up_c & off
+        row_key, col_key = part * n + i, part * n + j
+        lo_f, hi_f = lo.ravel(), hi.ravel()
+        up_r, up_c = (v >= hi_f[row_key]) & off, (v >= hi_f[col_key]) & off
+        band_r = (v >= lo_f[row_key]) & ~up_r & off
+        band_c = (v >= lo_f[col_key]) & ~up_c & off
         return CrossScan(
-            diag,
-            np.bincount(i[up_r], minlength=n),
-            np.bincount(j[up_c], minlength=m),
-            (i[band_r], j[band_r]),
-            (i[band_c], j[band_c]),
+            np.bincount(row_key[up_r], minlength=total).reshape(k, n),
+            np.bincount(col_key[up_c], minlength=total).reshape(k, n),
+            (part[band_r], i[band_r], j[band_r]),
+            (part[band_c], i[band_c], j[band_c]),
         )
 
     def to_torch(self, x: np.ndarray) -> Any:
@@ -489,26 +496,42 @@ class TorchBackend(Backend):
 
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-    def cross_scan(self, x: Any, y: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
+    def cross_scan(self, x: Any, ys: Any, lo: np.ndarray, hi: np.ndarray) -> CrossScan:
         import torch
 
-        sims = self.gram(x, y)
-        lo_t, hi_t = self._t(lo), self._t(hi)
-        eye = torch.eye(sims.shape[0], sims.shape[1], dtype=torch.bool, device=sims.device)
-
-        def side(lo_s: Any, hi_s: Any, dim: int) -> tuple[np.ndarray, Pairs]:
-            up = sims >= hi_s
-            i, j = torch.nonzero((sims >= lo_s) & ~up & ~eye, as_tuple=True)
-            count = up.sum(dim=dim).cpu().numpy().astype(np.int64)
-            return count, (i.cpu().numpy().astype(np.int64), j.cpu().numpy().astype(np.int64))
-
-        rows_hi, band_r = side(lo_t[:, None], hi_t[:, None], 1)
-        cols_hi, band_c = side(lo_t[None, :], hi_t[None, :], 0)
-        diag = sims.diagonal().cpu().numpy().copy()
-        return CrossScan(diag, rows_hi, cols_hi, band_r, band_c)
+        n = x.shape[0]
+        k = ys.shape[0] // n
+        eye = torch.eye(n, n, dtype=torch.bool, device=x.device)
+        rows_hi, cols_hi = np.empty((k, n), dtype=np.int64), np.empty((k, n), dtype=np.int64)
+        band_r: list[np.ndarray] = []
+        band_c: list[np.ndarray] = []
+        for p in range(k):
+            sims = self.gram(x, ys[p * n : (p + 1) * n])
+            lo_t, hi_t = self._t(lo[p]), self._t(hi[p])
+            rows_hi[p] = _torch_side(sims, eye, lo_t[:, None], hi_t[:, None], 1, p, band_r)
+            cols_hi[p] = _torch_side(sims, eye, lo_t[None, :], hi_t[None, :], 0, p, band_c)
+        return CrossScan(rows_hi, cols_hi, _stacked(band_r), _stacked(band_c))
 
     def to_torch(self, x: Any) -> Any:
         return x
+
+
+def _torch_side(
+    sims: Any, eye: Any, lo: Any, hi: Any, dim: int, part: int, band: list[np.ndarray]
+) -> np.ndarray:
+    """Counts at or above ``hi`` along ``dim`` (the diagonal excluded); appends the band
+    members ``(part, i, j)`` to ``band``."""
+    import torch
+
+    up = (sims >= hi) & ~eye
+    i, j = torch.nonzero((sims >= lo) & ~up & ~eye, as_tuple=True)
+    band.append(np.stack([np.full(len(i), part), i.cpu().numpy(), j.cpu().numpy()]))
+    return up.sum(dim=dim).cpu().numpy()  # type: ignore[no-any-return]
+
+
+def _stacked(band: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pij = np.concatenate(band, axis=1).astype(np.int64)
+    return pij[0], pij[1], pij[2]
 
 
 @contextlib.contextmanager

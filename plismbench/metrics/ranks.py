@@ -71,28 +71,50 @@ def cross_counts(
     backend: Backend, xa: Any, xb: Any, raw_a: RawRows, raw_b: RawRows
 ) -> CrossCounts:
     """One GEMM of two normalised slides; the match itself is excluded by index."""
-    match = backend.row_dots(xa, xb)
-    lo, hi = thresholds32(match, gemm_band(int(xa.shape[1])))
-    scan = backend.cross_scan(xa, xb, lo, hi)
-    diag_hi = (scan.diag >= hi).astype(np.int64)  # never, by the band's bound
-    a_to_b = scan.rows_hi - diag_hi
-    b_to_a = scan.cols_hi - diag_hi
-    dim = int(xa.shape[1])
-    i, j = scan.band_rows
+    return cross_counts_many(backend, xa, xb, raw_a, [raw_b])[0]
+
+
+def cross_counts_many(
+    backend: Backend, xa: Any, xbs: Any, raw_a: RawRows, raw_bs: Sequence[RawRows]
+) -> list[CrossCounts]:
+    """:func:`cross_counts` of slide ``a`` with each of k slides stacked in ``xbs``
+    ((k N, d), raw rows ``raw_bs``), from one wide GEMM: small pairs run at the speed of
+    a large GEMM, with the Python around them paid once."""
+    n, dim = int(xa.shape[0]), int(xa.shape[1])
+    match = backend.matches(xa, xbs)  # (k, N)
+    lo, hi = thresholds32(match, gemm_band(dim))
+    scan = backend.cross_scan(xa, xbs, lo, hi)
+    a_to_b, b_to_a = scan.rows_hi, scan.cols_hi
+    p, i, j = scan.band_rows
     if len(i):
         win = _settle(  # query a_i, candidate b_j, match b_i
-            backend.pair_dots(xa, i, xb, j), match[i], dim,
-            lambda u: decide(raw_a, i[u], raw_b, j[u], raw_b, i[u]),
+            backend.pair_dots(xa, i, xbs, p * n + j), match[p, i], dim,
+            lambda u: _decide_by_part(p[u], raw_bs, lambda rb, s: decide(
+                raw_a, i[u][s], rb, j[u][s], rb, i[u][s])),
         )  # fmt: skip
-        np.add.at(a_to_b, i[win], 1)
-    i, j = scan.band_cols
+        np.add.at(a_to_b, (p[win], i[win]), 1)
+    p, i, j = scan.band_cols
     if len(i):
         win = _settle(  # query b_j, candidate a_i, match a_j
-            backend.pair_dots(xa, i, xb, j), match[j], dim,
-            lambda u: decide(raw_b, j[u], raw_a, i[u], raw_a, j[u]),
+            backend.pair_dots(xa, i, xbs, p * n + j), match[p, j], dim,
+            lambda u: _decide_by_part(p[u], raw_bs, lambda rb, s: decide(
+                rb, j[u][s], raw_a, i[u][s], raw_a, j[u][s])),
         )  # fmt: skip
-        np.add.at(b_to_a, j[win], 1)
-    return CrossCounts(match=match, a_to_b=a_to_b, b_to_a=b_to_a)
+        np.add.at(b_to_a, (p[win], j[win]), 1)
+    return [CrossCounts(match[q], a_to_b[q], b_to_a[q]) for q in range(len(raw_bs))]
+
+
+def _decide_by_part(
+    part: np.ndarray,
+    raw_bs: Sequence[RawRows],
+    decide_one: Callable[[RawRows, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Exact decisions of undecided band members, grouped by the partner slide."""
+    out = np.empty(len(part), dtype=bool)
+    for q in np.unique(part):
+        sel = np.flatnonzero(part == q)
+        out[sel] = decide_one(raw_bs[int(q)], sel)
+    return out
 
 
 def intra_counts(

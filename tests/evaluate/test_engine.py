@@ -133,23 +133,23 @@ def test_crash_then_resume_recomputes_only_unfinished(tmp_path: Path, monkeypatc
     write_store(tmp_path / "f", "m", slides)  # 6 slides, 15 pairs
     clean = evaluate("m", tmp_path / "f", tmp_path / "clean", progress=False)
 
-    real = engine.cross_counts
-    calls = {"n": 0}
+    real = engine.cross_counts_many
+    calls = {"pairs": 0}
 
-    def crash_after_four(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 4:
+    def crash_after_four(backend, xa, xbs, raw_a, raw_bs):
+        calls["pairs"] += len(raw_bs)
+        if calls["pairs"] > 4:
             raise KeyboardInterrupt("simulated kill")
-        return real(*args, **kwargs)
+        return real(backend, xa, xbs, raw_a, raw_bs)
 
-    monkeypatch.setattr(engine, "cross_counts", crash_after_four)
+    monkeypatch.setattr(engine, "cross_counts_many", crash_after_four)
     # two pairs per cache file: pairs 1-2 and 3-4 are on disk, the batch of 5-6 is lost
     monkeypatch.setattr(plismbench.evaluate.engine, "pairs_per_file", lambda n, d: 2)
     with pytest.raises(KeyboardInterrupt):
         evaluate("m", tmp_path / "f", tmp_path / "out", progress=False, workers=1)
     out = tmp_path / "out" / "40_tiles" / "m"
     assert not (out / "run.json").exists() and not (out / "metrics.csv").exists()
-    monkeypatch.setattr(engine, "cross_counts", real)
+    monkeypatch.setattr(engine, "cross_counts_many", real)
 
     resumed = evaluate("m", tmp_path / "f", tmp_path / "out", progress=False)
     assert resumed.pairs_computed == 15 - 4
