@@ -213,6 +213,21 @@ class Backend:
             torch.set_num_threads(previous)
 
 
+_SCRATCH = threading.local()
+
+
+def scratch(shape: tuple[int, int]) -> np.ndarray:
+    """A float32 array of ``shape`` reused by this thread (the GEMM blocks of every pair:
+    fresh multi-MB arrays pay page faults, and on some kernels huge-page compaction,
+    each time)."""
+    size = shape[0] * shape[1]
+    buf: np.ndarray | None = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype=np.float32)
+        _SCRATCH.buf = buf
+    return buf[:size].reshape(shape)
+
+
 @functools.lru_cache(maxsize=4)
 def _pool(workers: int) -> ThreadPoolExecutor:
     """One persistent pool per thread count (a pool per GEMM cost more than small GEMMs)."""
@@ -313,7 +328,7 @@ class NumpyBackend(Backend):
                 return
             r0 = b * rows
             r1 = min(r0 + rows, n)
-            s = np.matmul(x[r0:r1], x[r0:].T)  # columns r0..n-1
+            s = np.matmul(x[r0:r1], x[r0:].T, out=scratch((r1 - r0, n - r0)))  # columns r0..
             s[np.arange(r1 - r0), np.arange(r1 - r0)] = -np.inf  # the query, by index
             own = np.flatnonzero(s >= floor[r0:r1, None])  # queries in the strip
             t = s[:, r1 - r0 :] >= floor[None, r1:]  # queries below the strip ...
@@ -392,38 +407,40 @@ class NumpyBackend(Backend):
     def cross_scan(
         self, x: np.ndarray, ys: np.ndarray, lo: np.ndarray, hi: np.ndarray
     ) -> CrossScan:
-        """One wide GEMM, block by block, never all of it at once: only the few similarities
-        at or above a row's or a column's ``lo`` are kept (two comparisons and one flat
-        ``nonzero`` per cache-sized sub-block), then counted or returned as band members."""
+        """Block by block, never a whole N x N: ``ys`` rows times ``x.T``, so every GEMM
+        shares its ``x`` operand, which stays in cache (as fast as one wide GEMM), while
+        each output block is small enough to be scanned in cache. Only the few
+        similarities at or above a row's or a column's ``lo`` are kept (two comparisons
+        and one flat ``nonzero`` per sub-block), then counted or returned as band members."""
         n, total = x.shape[0], ys.shape[0]
         k = total // n
-        yt, rows = ys.T, self._rows(n)
-        n_blocks = -(-n // rows)
-        kept: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_blocks)]
-        lo_c, lo_r = lo.reshape(1, total), np.ascontiguousarray(lo.T)[:, :, None]
-        sub_rows = max(1, min(rows, SUB_ELEMENTS // total))
+        xt, rows = x.T, self._rows(n)
+        blocks = [(p, r0) for p in range(k) for r0 in range(0, n, rows)]
+        kept: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in blocks]
+        sub_rows = max(1, min(rows, SUB_ELEMENTS // n))
 
         def block(b: int) -> None:
-            r0 = b * rows
+            p, r0 = blocks[b]
             r1 = min(r0 + rows, n)
-            s = np.matmul(x[r0:r1], yt)
-            mask = np.empty((min(sub_rows, r1 - r0), total), dtype=bool)
-            for s0 in range(r0, r1, sub_rows):
+            t = np.matmul(ys[p * n + r0 : p * n + r1], xt, out=scratch((r1 - r0, n)))
+            mask = np.empty((min(sub_rows, r1 - r0), n), dtype=bool)
+            lo_a = lo[p][None, :]  # queries a_i (columns of t)
+            for s0 in range(r0, r1, sub_rows):  # t[j - r0, i] = s_p[i, j]
                 s1 = min(s0 + sub_rows, r1)
-                sub, ge = s[s0 - r0 : s1 - r0], mask[: s1 - s0]
-                np.greater_equal(sub, lo_c, out=ge)
-                ge.reshape(s1 - s0, k, n)[...] |= sub.reshape(s1 - s0, k, n) >= lo_r[s0:s1]
+                sub, ge = t[s0 - r0 : s1 - r0], mask[: s1 - s0]
+                np.greater_equal(sub, lo_a, out=ge)
+                ge |= sub >= lo[p, s0:s1, None]  # queries b_j (rows of t)
                 flat = np.flatnonzero(ge)
-                kept[b].append((flat + s0 * total, sub.ravel().take(flat)))
+                kept[b].append((flat + (p * n + s0) * n, sub.ravel().take(flat)))
 
-        self._run(block, n_blocks)
+        self._run(block, len(blocks))
         parts = [p for block_parts in kept for p in block_parts]
         flat = np.concatenate([p[0] for p in parts])
         v = np.concatenate([p[1] for p in parts])
-        i, col = np.divmod(flat, total)
-        part, j = np.divmod(col, n)
+        pj, i = np.divmod(flat, n)
+        part, j = np.divmod(pj, n)
         off = i != j  # the match itself is excluded by index
-        row_key, col_key = part * n + i, part * n + j
+        row_key, col_key = part * n + i, pj  # (p, i) queries a_i; (p, j) queries b_j
         lo_f, hi_f = lo.ravel(), hi.ravel()
         up_r, up_c = (v >= hi_f[row_key]) & off, (v >= hi_f[col_key]) & off
         band_r = (v >= lo_f[row_key]) & ~up_r & off
