@@ -125,8 +125,7 @@ class Stages:
         n = len(self.rows)
         with _small_pages():
             stacked = np.empty((self.n_slides * n, self.store.dim), dtype=np.float32)
-        for s, x in enumerate(self.store.iter_normalised(self.rows, threads=min(threads, 4))):
-            stacked[s * n : (s + 1) * n] = x
+        for _ in self.store.iter_normalised(self.rows, threads=min(threads, 4), out=stacked):
             advance()
         self.stacked = self.backend.put(stacked)
         self.feats = [self.stacked[s * n : (s + 1) * n] for s in range(self.n_slides)]

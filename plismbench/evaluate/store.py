@@ -154,17 +154,24 @@ class FeatureStore:
         """(n_tiles, 3) coordinates of the first slide (all slides share them)."""
         return np.load(self.slides[0].path, mmap_mode="r")[:, :N_COORDS].astype(np.int64)
 
-    def iter_normalised(self, rows: np.ndarray, threads: int = 4) -> Iterator[np.ndarray]:
+    def iter_normalised(
+        self, rows: np.ndarray, threads: int = 4, out: np.ndarray | None = None
+    ) -> Iterator[np.ndarray]:
         """Each slide's rows ``rows``, L2-normalised float32, in slide order.
 
         Every file is checked in full: same coordinates as the first slide, finite
-        values; the rows used must have a non-zero norm. Files load on ``threads``
-        threads (NumPy releases the GIL for I/O and arithmetic).
+        values; the rows used must have a non-zero norm. Files are memory-mapped and load
+        on ``threads`` threads (NumPy releases the GIL for I/O and arithmetic). With
+        ``out`` ((slides x len(rows), d) float32), slide ``s`` is written into its rows
+        ``s * len(rows) ...`` and that view is yielded (no other copy).
         """
+        n = len(rows)
+        every_row = n == self.n_tiles and bool(np.array_equal(rows, np.arange(n)))
         reference = self._load(self.slides[0])[:, :N_COORDS]
 
         def work(s: SlideFile) -> np.ndarray:
             data = self._load(s)
+            dest = None if out is None else out[self.slides.index(s) * n :][:n]
             coords = data[:, :N_COORDS]
             bad = ~np.isfinite(coords).all(axis=1)
             if bad.any():
@@ -182,7 +189,8 @@ class FeatureStore:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise InputError(f"{s.path}: row {row} has non-finite values (NaN or inf)")
-            return normalise(feats[rows], what=str(s.path), row_ids=rows)
+            used = feats if every_row else feats[rows]
+            return normalise(used, what=str(s.path), row_ids=rows, out=dest)
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             # in order, with at most ``threads`` files in flight
@@ -207,7 +215,7 @@ class FeatureStore:
     @staticmethod
     def _load(s: SlideFile) -> np.ndarray:
         try:
-            data = np.load(s.path, allow_pickle=False)
+            data = np.load(s.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"{s.path}: unreadable or truncated .npy ({exc})") from None
         if data.shape != s.shape:

@@ -12,7 +12,11 @@ _CHUNK = 256
 
 
 def normalise(
-    features: np.ndarray, *, what: str = "features", row_ids: np.ndarray | None = None
+    features: np.ndarray,
+    *,
+    what: str = "features",
+    row_ids: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """L2-normalise rows in float64, return float32.
 
@@ -21,20 +25,25 @@ def normalise(
     largest |value| lies in [0.5, 1): norms near 1e200 do not overflow, near 1e-170 do not
     underflow. Raises :class:`InputError` naming ``what`` and the first bad row
     (``row_ids[r]`` when the rows were taken from a larger file) for non-finite values or
-    an all-zero row.
+    an all-zero row. ``out``: an optional float32 array of the same shape to fill.
     """
     x = np.asarray(features)
     if x.ndim != 2:
         raise InputError(f"{what}: expected a 2-D array (tiles, dims), got shape {x.shape}")
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32)
     if x.dtype in (np.float16, np.float32):
-        return _normalise_narrow(x, what, row_ids)
+        return _normalise_narrow(x, what, row_ids, out)
     x = np.asarray(x, dtype=np.float64)
     _check(np.isfinite(x).all(axis=1), np.any(x, axis=1), what, row_ids)
     x = scale_rows(x)
-    return (x / np.linalg.norm(x, axis=1)[:, None]).astype(np.float32)
+    out[...] = x / np.linalg.norm(x, axis=1)[:, None]
+    return out
 
 
-def _normalise_narrow(x: np.ndarray, what: str, row_ids: np.ndarray | None) -> np.ndarray:
+def _normalise_narrow(
+    x: np.ndarray, what: str, row_ids: np.ndarray | None, out: np.ndarray
+) -> np.ndarray:
     """float16/32 rows: exact float64 squares, in cache-sized chunks (one read for the
     checks, one for the division)."""
     sq = np.empty(len(x), dtype=np.float64)
@@ -44,7 +53,6 @@ def _normalise_narrow(x: np.ndarray, what: str, row_ids: np.ndarray | None) -> n
     finite = np.isfinite(sq)  # a non-finite value makes its row's sum inf or NaN
     _check(finite, ~finite | (sq > 0), what, row_ids)  # squares of nonzero values are > 0
     norm = np.sqrt(sq)
-    out = np.empty(x.shape, dtype=np.float32)
     for c0 in range(0, len(x), _CHUNK):
         blk = x[c0 : c0 + _CHUNK].astype(np.float64)
         blk /= norm[c0 : c0 + _CHUNK, None]
