@@ -39,8 +39,8 @@ from plismbench.utils.io import save_npy
 RANKS_DIR = "ranks"
 #: Pairs whose ranks are summarised at once (bounds memory: 2 x chunk x N x 8 bytes).
 ASSEMBLE_CHUNK = 128
-#: GEMM work per cached batch of pairs (~0.1 s on one core), and the most pairs in one.
-BATCH_FLOP = 2**33
+#: GEMM work per cached batch of pairs (~0.15 s on one core), and the most pairs in one.
+BATCH_FLOP = 2**34
 MAX_PAIRS_PER_FILE = 64
 
 
