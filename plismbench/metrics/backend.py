@@ -425,7 +425,7 @@ class NumpyBackend(Backend):
         k = total // n
         xt, rows = x.T, self._rows(n)
         blocks = [(p, r0) for p in range(k) for r0 in range(0, n, rows)]
-        kept: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in blocks]
+        kept: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in blocks]
         sub_rows = max(1, min(rows, SUB_ELEMENTS // n))
 
         def block(b: int) -> None:
@@ -440,25 +440,25 @@ class NumpyBackend(Backend):
                 np.greater_equal(sub, lo_a, out=ge)
                 ge |= sub >= lo[p, s0:s1, None]  # queries b_j (rows of t)
                 flat = np.flatnonzero(ge)
-                kept[b].append((flat + (p * n + s0) * n, sub.ravel().take(flat)))
+                j, i = np.divmod(flat, n)
+                kept[b].append((i, j + (p * n + s0), sub.ravel().take(flat)))
 
         self._run(block, len(blocks))
-        parts = [p for block_parts in kept for p in block_parts]
-        flat = np.concatenate([p[0] for p in parts])
-        v = np.concatenate([p[1] for p in parts])
-        pj, i = np.divmod(flat, n)
-        part, j = np.divmod(pj, n)
-        off = i != j  # the match itself is excluded by index
-        row_key, col_key = part * n + i, pj  # (p, i) queries a_i; (p, j) queries b_j
+        found = [q for block_parts in kept for q in block_parts]
+        i, pj, v = (np.concatenate(a) for a in zip(*found, strict=True))
+        part = pj // n
+        row_key = part * n + i  # (p, i): queries a_i; pj = (p, j): queries b_j
         lo_f, hi_f = lo.ravel(), hi.ravel()
-        up_r, up_c = (v >= hi_f[row_key]) & off, (v >= hi_f[col_key]) & off
-        band_r = (v >= lo_f[row_key]) & ~up_r & off
-        band_c = (v >= lo_f[col_key]) & ~up_c & off
+        # the match itself (i == j) is excluded by index; it is below hi by the band's bound
+        up_r, up_c = v >= hi_f[row_key], v >= hi_f[pj]
+        off = row_key != pj
+        band_r = np.flatnonzero((v >= lo_f[row_key]) & ~up_r & off)
+        band_c = np.flatnonzero((v >= lo_f[pj]) & ~up_c & off)
         return CrossScan(
             np.bincount(row_key[up_r], minlength=total).reshape(k, n),
-            np.bincount(col_key[up_c], minlength=total).reshape(k, n),
-            (part[band_r], i[band_r], j[band_r]),
-            (part[band_c], i[band_c], j[band_c]),
+            np.bincount(pj[up_c], minlength=total).reshape(k, n),
+            (part[band_r], i[band_r], pj[band_r] - part[band_r] * n),
+            (part[band_c], i[band_c], pj[band_c] - part[band_c] * n),
         )
 
     def to_torch(self, x: np.ndarray) -> Any:
