@@ -9,6 +9,7 @@ import numpy as np
 from plismbench.errors import InputError
 from plismbench.report.inputs import ModelRun
 from plismbench.stats.bootstrap import Bootstrap
+from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.design import design_from_metrics
 from plismbench.stats.summary import component_replicates
 
@@ -42,5 +43,5 @@ def model_intervals(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> Interva
     reps[TOP10_MEAN] = np.mean(np.stack([reps[t] for t in _TOPS]), axis=0)
     for key, value in observed.items():
         out.values[key] = value
-        out.ci[key] = boot.ci(value, reps[key])
+        out.ci[key] = boot.ci(value, reps[key], bounds=metric_bounds(key))
     return out

@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 
 from plismbench.metrics.aggregate import ALL
+from plismbench.stats.bounds import UNBOUNDED, Bounds
 from plismbench.stats.bytype import quantiles_by_group
 from plismbench.stats.design import Design
 from plismbench.stats.wquantiles import (
@@ -218,13 +219,18 @@ class Bootstrap:
         factor = stdtrit(df, 1 - alpha) * np.sqrt(var) / (ndtri(1 - alpha) * sd)
         return max(1.0, float(factor))
 
-    def ci(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-        """Percentile interval of the bootstrap, widened around ``estimate`` for few units."""
+    def ci(
+        self, estimate: float, reps: np.ndarray, level: float = LEVEL, bounds: Bounds = UNBOUNDED
+    ) -> tuple[float, float]:
+        """Percentile interval of the bootstrap, widened around ``estimate`` for few units,
+        and kept within ``bounds``, the values the statistic can take
+        (:mod:`plismbench.stats.bounds`)."""
         lo, hi = percentile_ci(self.boot(reps), level)
         if not (np.isfinite(estimate) and np.isfinite(lo)):
             return lo, hi
         f = self.widening(estimate, reps, level)
-        return estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+        lo, hi = estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+        return max(lo, bounds[0]), min(hi, bounds[1])
 
     def p_value(self, estimate: float, reps: np.ndarray) -> float:
         """Two-sided bootstrap p-value of ``estimate == 0`` (a difference between models).

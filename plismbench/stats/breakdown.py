@@ -20,6 +20,7 @@ import polars as pl
 from plismbench.data.catalogue import PAIR_TYPES
 from plismbench.errors import InputError
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap, weighted_quantiles
+from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.design import Design, design_from_metrics
 
 METRICS = ("cosine_similarity", "top_10_accuracy")
@@ -52,7 +53,7 @@ def _rows(
                 continue
             med = float(np.median(v[m]))
             reps = weighted_quantiles(v[m], weights[:, m], [0.5])[:, 0]
-            lo, hi = boot.ci(med, reps, ci_level)
+            lo, hi = boot.ci(med, reps, ci_level, metric_bounds(metric))
             rows.append({"by": by, "level": level, "metric": metric, "pair_type": ptype,
                          "n_pairs": int(m.sum()), "median": med, "ci_low": lo, "ci_high": hi})
     return rows  # fmt: skip

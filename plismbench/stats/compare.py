@@ -21,6 +21,7 @@ import polars as pl
 from plismbench.errors import InputError
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
+from plismbench.stats.bounds import difference_bounds
 from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
 from plismbench.stats.ranking import Entry, load_entry
@@ -116,7 +117,7 @@ def compare_entries(
                 med_a, med_b = float(np.median(va[mask])), float(np.median(vb[mask]))
                 diff = med_a - med_b
                 reps = median_reps(i, name, ptype, mask) - median_reps(j, name, ptype, mask)
-                lo, hi = boot.ci(diff, reps, level)
+                lo, hi = boot.ci(diff, reps, level, difference_bounds(name))
                 d = va[mask] - vb[mask]
                 p_w = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
                 rows.append(
@@ -125,7 +126,7 @@ def compare_entries(
                 )  # fmt: skip
         (obs_a, reps_a), (obs_b, reps_b) = scores[i], scores[j]
         diff = obs_a[SCORE] - obs_b[SCORE]
-        lo, hi = boot.ci(diff, reps_a - reps_b, level)
+        lo, hi = boot.ci(diff, reps_a - reps_b, level, difference_bounds(SCORE))
         rows.append(
             _row(a, b, SCORE, "score", boot.design.n_pairs, obs_a[SCORE], obs_b[SCORE], diff,
                  lo, hi, boot.p_value(diff, reps_a - reps_b), float("nan"))

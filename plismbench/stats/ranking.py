@@ -22,6 +22,7 @@ from plismbench.data.catalogue import PAIR_TYPES
 from plismbench.errors import InputError
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
 from plismbench.stats.bootstrap import Bootstrap
+from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
 from plismbench.stats.summary import component_replicates
@@ -195,8 +196,10 @@ def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
         _, parts = component_replicates(aligned, boot)
         reps = np.mean(np.stack(list(parts.values())), axis=0)
         e.replicates, e.boot = reps, boot
-        e.ci = boot.ci(e.score, reps)
-        e.component_ci = {k: boot.ci(e.components[k], r) for k, r in parts.items()}
+        e.ci = boot.ci(e.score, reps, bounds=metric_bounds("leaderboard_metric"))
+        e.component_ci = {
+            k: boot.ci(e.components[k], r, bounds=metric_bounds(k)) for k, r in parts.items()
+        }
 
 
 def _has_columns(metrics: pl.DataFrame) -> bool:

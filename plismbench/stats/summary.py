@@ -9,6 +9,7 @@ import polars as pl
 
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
+from plismbench.stats.bounds import metric_bounds, spread_bounds
 from plismbench.stats.design import design_from_metrics
 
 #: Columns added beside an aggregate.
@@ -46,8 +47,9 @@ def results_ci(
             sub = values[name][mask & np.isfinite(values[name])]
             q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
             reps = replicates[name][ptype]
-            m_lo, m_hi = boot.ci(float(med), reps[:, 1], level)
-            i_lo, i_hi = boot.ci(float(q3 - q1), reps[:, 2] - reps[:, 0], level)
+            m_lo, m_hi = boot.ci(float(med), reps[:, 1], level, metric_bounds(name))
+            i_lo, i_hi = boot.ci(float(q3 - q1), reps[:, 2] - reps[:, 0], level,
+                                 spread_bounds(name))  # fmt: skip
             rows.append(
                 {
                     "pair_type": ptype, "metric": name,

@@ -40,10 +40,12 @@ def test_component_intervals_equal_a_direct_bootstrap(tmp_path: Path) -> None:
             values = metrics[metric].to_numpy().astype(np.float64)
             median = float(np.median(values[boot.design.mask(ptype)]))
             reps.append(boot.median(values, ptype))
-            lo, hi = boot.ci(median, reps[-1])
+            bounds = (-1.0, 1.0) if metric == "cosine_similarity" else (0.0, 1.0)
+            lo, hi = boot.ci(median, reps[-1], bounds=bounds)
             assert lo < hi
             assert (r[f"{label}_ci_low"], r[f"{label}_ci_high"]) == pytest.approx((lo, hi)), label
-        score_ci = boot.ci(r["leaderboard_metric"], np.mean(reps, axis=0))
+        # the mean of a cosine in [-1, 1] and three accuracies in [0, 1]
+        score_ci = boot.ci(r["leaderboard_metric"], np.mean(reps, axis=0), bounds=(-0.25, 1.0))
         assert (r["leaderboard_metric_ci_low"], r["leaderboard_metric_ci_high"]) == pytest.approx(
             score_ci
         )

@@ -126,6 +126,7 @@ def test_synthetic_values_do_not_depend_on_the_string_hash_seed() -> None:
 
 def test_iqr_interval_is_that_of_q3_minus_q1() -> None:
     from plismbench.stats import results_ci
+    from plismbench.stats.bounds import spread_bounds
 
     frame = pairs_frame(4, 3)
     values = synthetic_metrics(frame, np.random.default_rng(2), 0.5)["cosine_similarity"]
@@ -135,7 +136,7 @@ def test_iqr_interval_is_that_of_q3_minus_q1() -> None:
     v = values.to_numpy()
     for r in table.iter_rows(named=True):
         q = boot.quantiles(v, r["pair_type"], [0.25, 0.75])
-        want = boot.ci(r["iqr"], q[:, 1] - q[:, 0])
+        want = boot.ci(r["iqr"], q[:, 1] - q[:, 0], bounds=spread_bounds("cosine_similarity"))
         assert (r["iqr_ci_low"], r["iqr_ci_high"]) == pytest.approx(want)
 
 

@@ -19,6 +19,7 @@ import pytest
 from plismbench.metrics.aggregate import metric_names, pair_type_order
 from plismbench.stats import Bootstrap, design_from_metrics, results_ci, weighted_quantiles
 from plismbench.stats.bootstrap import _jackknife_var, percentile_ci
+from plismbench.stats.bounds import metric_bounds, spread_bounds
 from plismbench.stats.synthetic import pairs_frame, synthetic_metrics
 from plismbench.stats.wquantiles import accumulator
 
@@ -47,9 +48,10 @@ def reference_weighted_quantiles(
 
 
 def reference_ci(
-    boot: Bootstrap, estimate: float, reps: np.ndarray, level: float
+    boot: Bootstrap, estimate: float, reps: np.ndarray, level: float,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[float, float]:
-    """Bootstrap.ci as first written, with scipy.stats quantiles."""
+    """Bootstrap.ci as first written, with scipy.stats quantiles, then kept in ``bounds``."""
     from scipy import stats
 
     lo, hi = percentile_ci(boot.boot(reps), level)
@@ -65,7 +67,8 @@ def reference_ci(
         alpha = (1.0 - level) / 2.0
         t_q, z_q = stats.t.ppf(1 - alpha, df), stats.norm.ppf(1 - alpha)
         f = max(1.0, float(t_q * np.sqrt(var) / (z_q * sd)))
-    return estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+    lo, hi = estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+    return max(lo, bounds[0]), min(hi, bounds[1])
 
 
 def reference_results_ci(metrics: pl.DataFrame, names: list[str], **kw: object) -> pl.DataFrame:
@@ -81,8 +84,9 @@ def reference_results_ci(metrics: pl.DataFrame, names: list[str], **kw: object) 
             sub = values[mask]
             q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
             reps = reference_weighted_quantiles(sub, w[:, mask], [0.25, 0.5, 0.75])
-            m_lo, m_hi = reference_ci(boot, float(med), reps[:, 1], level)
-            i_lo, i_hi = reference_ci(boot, float(q3 - q1), reps[:, 2] - reps[:, 0], level)
+            m_lo, m_hi = reference_ci(boot, float(med), reps[:, 1], level, metric_bounds(name))
+            i_lo, i_hi = reference_ci(boot, float(q3 - q1), reps[:, 2] - reps[:, 0], level,
+                                      spread_bounds(name))  # fmt: skip
             rows.append({"pair_type": ptype, "metric": name, "median": float(med),
                          "median_ci_low": m_lo, "median_ci_high": m_hi, "iqr": float(q3 - q1),
                          "iqr_ci_low": i_lo, "iqr_ci_high": i_hi})  # fmt: skip
