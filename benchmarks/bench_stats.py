@@ -32,6 +32,7 @@ from plismbench.stats.bootstrap import (
     jackknife_weights,
     percentile_ci,
 )
+from plismbench.stats.bounds import metric_bounds, spread_bounds
 from plismbench.stats.synthetic import pairs_frame, synthetic_metrics
 
 
@@ -66,7 +67,8 @@ def baseline_weighted_quantiles(
 
 
 def baseline_ci(
-    boot: Bootstrap, weights_n_boot: int, estimate: float, reps: np.ndarray, level: float
+    boot: Bootstrap, weights_n_boot: int, estimate: float, reps: np.ndarray, level: float,
+    bounds: tuple[float, float],
 ) -> tuple[float, float]:
     from scipy import stats
 
@@ -83,7 +85,8 @@ def baseline_ci(
         alpha = (1.0 - level) / 2.0
         factor = stats.t.ppf(1 - alpha, df) * np.sqrt(var) / (stats.norm.ppf(1 - alpha) * sd)
         f = max(1.0, float(factor))
-    return estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+    lo, hi = estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+    return max(lo, bounds[0]), min(hi, bounds[1])  # kept in range, as results_ci does
 
 
 def baseline_results_ci(
@@ -106,8 +109,10 @@ def baseline_results_ci(
             sub = values[mask]
             q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
             reps = baseline_weighted_quantiles(sub, weights[:, mask], [0.25, 0.5, 0.75])
-            m_lo, m_hi = baseline_ci(boot, n_boot, float(med), reps[:, 1], level)
-            i_lo, i_hi = baseline_ci(boot, n_boot, float(q3 - q1), reps[:, 2] - reps[:, 0], level)
+            m_lo, m_hi = baseline_ci(boot, n_boot, float(med), reps[:, 1], level,
+                                     metric_bounds(name))  # fmt: skip
+            i_lo, i_hi = baseline_ci(boot, n_boot, float(q3 - q1), reps[:, 2] - reps[:, 0],
+                                     level, spread_bounds(name))  # fmt: skip
             rows.append({"pair_type": ptype, "metric": name, "median": float(med),
                          "median_ci_low": m_lo, "median_ci_high": m_hi, "iqr": float(q3 - q1),
                          "iqr_ci_low": i_lo, "iqr_ci_high": i_hi})  # fmt: skip
