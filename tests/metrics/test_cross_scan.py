@@ -70,7 +70,7 @@ def _triples(band) -> list[tuple[int, int, int]]:
 
 @pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("n", "k"), [(37, 1), (37, 3), (61, 4)])
+@pytest.mark.parametrize(("n", "k"), [(37, 1), (37, 3), (33, 2), (61, 4)])
 def test_cross_scan_equals_direct_counting(kind: str, n: int, k: int) -> None:
     rng = np.random.default_rng(n + k)
     x, ys = _int_slides(rng, n, k)
@@ -185,15 +185,15 @@ def test_intra_scan_equals_direct_counting(
     monkeypatch.setattr(backend_module, "SURVIVOR_FRACTION", fraction)
     monkeypatch.setattr(backend_module, "SPARSE_LIMIT", limit)
     rng = np.random.default_rng(n)
-    x = rng.integers(-2, 3, size=(n, 4)).astype(np.float32)
+    x = (sign_features(rng, n) / 4).astype(np.float32)  # unit rows, similarities k / 16
     x[n // 2] = x[1]
     m = 6
-    lo = rng.integers(0, 4, size=(n, m)).astype(np.float32)
+    lo = rng.integers(-4, 8, size=(n, m)).astype(np.float32) / 16
     lo[:, 1] = lo[:, 0]  # equal bands of several partners
     lo[:, 4] = lo[:, 0]
-    hi = lo + rng.integers(1, 3, size=(n, m)).astype(np.float32)
+    hi = lo + rng.integers(1, 3, size=(n, m)).astype(np.float32) / 16
     hi[:, 4] = hi[:, 0]
-    lo[:, 5], hi[:, 5] = hi[:, 0], hi[:, 0] + 1  # one partner's lo on another's hi
+    lo[:, 5], hi[:, 5] = hi[:, 0], hi[:, 0] + 1 / 16  # one partner's lo on another's hi
     backend = _backend(kind)
     counts, band = backend.intra_scan(backend.put(x), lo, hi)
     want_counts, want_band = _brute_intra(x, lo, hi)
@@ -201,3 +201,48 @@ def test_intra_scan_equals_direct_counting(
     got = list(zip(*(np.asarray(a).tolist() for a in band), strict=True))
     assert len(got) == len(set(got)) and set(got) == want_band
     assert want_band and want_counts.any()
+
+
+def _fraction_cross(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_brute_cross` in rational arithmetic on the raw float64 rows (tiny slides)."""
+    from fractions import Fraction
+
+    def key(q, t):  # increasing in cos(q, t) for a fixed q
+        dot = sum((Fraction(x) * Fraction(y) for x, y in zip(q, t, strict=True)), Fraction(0))
+        return (1 if dot >= 0 else -1) * dot * dot / sum(Fraction(y) ** 2 for y in t)
+
+    def count(q, t):
+        n = len(q)
+        return np.array([sum(key(q[r], t[c]) >= key(q[r], t[r]) for c in range(n) if c != r)
+                         for r in range(n)])  # fmt: skip
+
+    return count(a.tolist(), b.tolist()), count(b.tolist(), a.tolist())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_near_ties_settled_on_the_raw_rows_of_each_partner(kind: str) -> None:
+    # cos(q, m) = cos(q, t) exactly (q=(-1,2,-1), m=(2,2,1), t=(1,2,2)); moving one
+    # coordinate of t or q by one float64 ulp leaves the float32 rows, and so every GEMM
+    # and float64 dot, unchanged: only the raw rows of the right partner decide.
+    q, m, t = np.array([-1.0, 2, -1]), np.array([2.0, 2, 1]), np.array([1.0, 2, 2])
+    down, up = t.copy(), t.copy()
+    down[1], up[1] = np.nextafter(2.0, 0.0), np.nextafter(2.0, 4.0)
+    q_down, q_up = q.copy(), q.copy()
+    q_down[0], q_up[0] = np.nextafter(-1.0, 0.0), np.nextafter(-1.0, -2.0)
+    other = np.array([5.0, -3.0, 1.0])
+    cases = [  # rows (a_i -> b): a = [q, other], b_p = [m, t_p]
+        (np.stack([q, other]), [np.stack([m, tt]) for tt in (t, down, up)]),
+        # columns (b_j -> a): a = [m, t], b_p = [q_p, other]
+        (np.stack([m, t]), [np.stack([qq, other]) for qq in (q, q_down, q_up)]),
+    ]
+    backend = _backend(kind)
+    for a, bs in cases:
+        xa = backend.put(unit(a).astype(np.float32))
+        xbs = backend.put(np.concatenate([unit(b) for b in bs]).astype(np.float32))
+        got = cross_counts_many(backend, xa, xbs, in_memory(a), [in_memory(b) for b in bs])
+        wants = [_fraction_cross(a, b) for b in bs]
+        for p, want in enumerate(wants):
+            np.testing.assert_array_equal(got[p].a_to_b, want[0], err_msg=f"partner {p}")
+            np.testing.assert_array_equal(got[p].b_to_a, want[1], err_msg=f"partner {p}")
+        firsts = {int(w[0][0]) for w in wants} | {int(w[1][0]) for w in wants}
+        assert firsts == {0, 1}  # some near ties count, some do not
