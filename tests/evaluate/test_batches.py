@@ -97,3 +97,31 @@ def test_stacked_normalised_rows_follow_the_requested_order(tmp_path: Path, orde
         want = normalise(raw[rows])
         np.testing.assert_array_equal(view, want)
         np.testing.assert_array_equal(out[s * n : (s + 1) * n], want)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+@pytest.mark.parametrize("per_file", [4, 5, 7])  # 15 = 2 x 7 + 1: a last batch of one
+def test_batches_cutting_a_slides_partners_give_brute_force_ranks(
+    tmp_path: Path, monkeypatch, device: str, per_file: int
+) -> None:
+    """6 slides, 15 pairs in batches of 4, 5 or 7: a slide's partners split between batches,
+    a batch holding several first slides; every pair's ranks equal the brute force."""
+    import itertools
+
+    from reference import brute_ranks
+
+    import plismbench
+    import plismbench.evaluate.engine
+
+    monkeypatch.setattr(plismbench.evaluate.engine, "pairs_per_file", lambda n, d: per_file)
+    slides = plism_like(np.random.default_rng(9), stainings=("GIV", "GM", "HR"), n=37,
+                        signs=True)  # fmt: skip
+    slides[sorted(slides)[2]][5] = slides[sorted(slides)[2]][0]  # a duplicated tile
+    write_store(tmp_path / "f", "m", slides)
+    res = plismbench.evaluate("m", tmp_path / "f", tmp_path / "out", device=device,
+                              save_ranks=True, progress=False, allow_missing=True)  # fmt: skip
+    assert res.pairs_computed == 15
+    assert len(list((res.output_dir / ".cache" / "pairs").glob("*.npy"))) == -(-15 // per_file)
+    for a, b in itertools.combinations(sorted(slides), 2):
+        ranks = np.load(res.output_dir / "ranks" / f"{a}---{b}.npy")
+        np.testing.assert_array_equal(ranks, np.stack(brute_ranks(slides[a], slides[b])))
