@@ -26,7 +26,11 @@ Band = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class RowThresholds:
-    """(n, m) bands ``[lo, hi)`` prepared for placing survivors, and their running counts."""
+    """(n, m) bands ``[lo, hi)`` prepared for placing survivors, and their running counts.
+
+    Requires ``lo < hi`` everywhere (as :func:`~plismbench.metrics.exact.thresholds32`
+    gives, rounding outwards): an inverted band would lose its members silently.
+    """
 
     def __init__(self, lo: np.ndarray, hi: np.ndarray) -> None:
         self.lo, self.hi = lo, hi
