@@ -112,6 +112,7 @@ class Stages:
         self._raw = [store.raw_rows(s, rows) for s in range(self.n_slides)]
         self.feats: list[Any] = []
         self.stacked: Any = None
+        self._match_table: np.ndarray | None = None
 
     def pending(self, rank: int = 0, world: int = 1) -> tuple[list[Batch], list[int]]:
         """This rank's unfinished batches of pairs, and slides."""
@@ -129,10 +130,11 @@ class Stages:
             advance()
         self.stacked = self.backend.put(stacked)
         self.feats = [self.stacked[s * n : (s + 1) * n] for s in range(self.n_slides)]
+        self._match_table = self.backend.match_table(self.stacked, n)
 
     def release(self) -> None:
         """Drop the features (the assembly needs only the cached counts)."""
-        self.feats, self.stacked = [], None
+        self.feats, self.stacked, self._match_table = [], None, None
 
     def cross(self, i: int, j: int) -> CrossCounts:
         if (i, j) not in self._cross:
@@ -153,7 +155,9 @@ class Stages:
             js = [j for _, j in group]
             ys = self.stacked[js[0] * n : (js[-1] + 1) * n]
             raws = [self._raw[j] for j in js]
-            counts += cross_counts_many(self.backend, self.feats[i], ys, self._raw[i], raws)
+            table = self._match_table
+            match = None if table is None else np.ascontiguousarray(table[:, i, js].T)
+            counts += cross_counts_many(self.backend, self.feats[i], ys, self._raw[i], raws, match)
             for _ in js:
                 tick()
         self.cache.save_batch(batch.index, counts)

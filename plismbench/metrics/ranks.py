@@ -76,13 +76,16 @@ def cross_counts(
 
 
 def cross_counts_many(
-    backend: Backend, xa: Any, xbs: Any, raw_a: RawRows, raw_bs: Sequence[RawRows]
+    backend: Backend, xa: Any, xbs: Any, raw_a: RawRows, raw_bs: Sequence[RawRows],
+    match: np.ndarray | None = None,
 ) -> list[CrossCounts]:
     """:func:`cross_counts` of slide ``a`` with each of k slides stacked in ``xbs``
-    ((k N, d), raw rows ``raw_bs``), from one wide GEMM: small pairs run at the speed of
-    a large GEMM, with the Python around them paid once."""
+    ((k N, d), raw rows ``raw_bs``), the Python around the GEMMs paid once. ``match``:
+    the (k, N) float64 matches when already known (any summation order: ranks are exact;
+    products of float32 values are exact in float64)."""
     n, dim = int(xa.shape[0]), int(xa.shape[1])
-    match = backend.matches(xa, xbs)  # (k, N)
+    if match is None:
+        match = backend.matches(xa, xbs)  # (k, N)
     lo, hi = thresholds32(match, gemm_band(dim))
     scan = backend.cross_scan(xa, xbs, lo, hi)
     a_to_b, b_to_a = scan.rows_hi, scan.cols_hi

@@ -125,3 +125,24 @@ def test_batches_cutting_a_slides_partners_give_brute_force_ranks(
     for a, b in itertools.combinations(sorted(slides), 2):
         ranks = np.load(res.output_dir / "ranks" / f"{a}---{b}.npy")
         np.testing.assert_array_equal(ranks, np.stack(brute_ranks(slides[a], slides[b])))
+
+
+def test_without_the_match_table_the_ranks_are_the_same(tmp_path: Path, monkeypatch) -> None:
+    """Matches from the per-row Gram table or pair by pair: same ranks; cosines within
+    float32 product rounding."""
+    import plismbench
+    from plismbench.metrics import backend as backend_module
+
+    slides = plism_like(np.random.default_rng(8), stainings=("GIV", "GM", "HR"), n=30,
+                        signs=True)  # fmt: skip
+    write_store(tmp_path / "f", "m", slides)
+    run = {"device": "cpu", "allow_missing": True, "progress": False}
+    with_table = plismbench.evaluate("m", tmp_path / "f", tmp_path / "a", **run)
+    monkeypatch.setattr(backend_module, "MATCH_TABLE_BYTES", 0)
+    without = plismbench.evaluate("m", tmp_path / "f", tmp_path / "b", **run)
+    a, b = with_table.metrics, without.metrics
+    for col in a.columns:
+        if col == "cosine_similarity":
+            np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9)
+        else:
+            assert a[col].to_list() == b[col].to_list(), col

@@ -136,11 +136,11 @@ def test_crash_then_resume_recomputes_only_unfinished(tmp_path: Path, monkeypatc
     real = engine.cross_counts_many
     calls = {"pairs": 0}
 
-    def crash_after_four(backend, xa, xbs, raw_a, raw_bs):
+    def crash_after_four(backend, xa, xbs, raw_a, raw_bs, match=None):
         calls["pairs"] += len(raw_bs)
         if calls["pairs"] > 4:
             raise KeyboardInterrupt("simulated kill")
-        return real(backend, xa, xbs, raw_a, raw_bs)
+        return real(backend, xa, xbs, raw_a, raw_bs, match)
 
     monkeypatch.setattr(engine, "cross_counts_many", crash_after_four)
     # two pairs per cache file: pairs 1-2 and 3-4 are on disk, the batch of 5-6 is lost

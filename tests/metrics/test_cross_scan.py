@@ -246,3 +246,34 @@ def test_near_ties_settled_on_the_raw_rows_of_each_partner(kind: str) -> None:
             np.testing.assert_array_equal(got[p].b_to_a, want[1], err_msg=f"partner {p}")
         firsts = {int(w[0][0]) for w in wants} | {int(w[1][0]) for w in wants}
         assert firsts == {0, 1}  # some near ties count, some do not
+
+
+def test_match_table_is_every_pairs_matches_whatever_the_threads() -> None:
+    from plismbench.metrics import backend as backend_module
+
+    rng = np.random.default_rng(21)
+    n_slides, n, d = 5, 37, 12
+    stacked = rng.standard_normal((n_slides * n, d)).astype(np.float32)
+    x3 = stacked.reshape(n_slides, n, d).astype(np.float64)
+    want = np.einsum("srd,trd->rst", x3, x3)  # exact float32 products, float64 sums
+    tables = []
+    for workers in (1, 2, 3):
+        b = backend_module.NumpyBackend()
+        with b.threads(workers):
+            tables.append(b.match_table(stacked, n))
+    assert tables[0] is not None and tables[0].shape == (n, n_slides, n_slides)
+    np.testing.assert_allclose(tables[0], want, rtol=1e-14, atol=1e-14)
+    for t in tables[1:]:
+        np.testing.assert_array_equal(t, tables[0])  # bits independent of the thread count
+    b = backend_module.NumpyBackend()  # row by row: float32-rounded products, same to ~d u
+    np.testing.assert_allclose(
+        b.matches(stacked[:n], stacked[n:]), tables[0][:, 0, 1:].T, rtol=0, atol=1e-5
+    )
+
+
+def test_match_table_too_large_falls_back(monkeypatch) -> None:
+    from plismbench.metrics import backend as backend_module
+
+    monkeypatch.setattr(backend_module, "MATCH_TABLE_BYTES", 100)
+    stacked = np.ones((4 * 10, 3), dtype=np.float32)
+    assert backend_module.NumpyBackend().match_table(stacked, 10) is None
