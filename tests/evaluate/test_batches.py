@@ -131,7 +131,7 @@ def test_without_the_match_table_the_ranks_are_the_same(tmp_path: Path, monkeypa
     """Matches from the per-row Gram table or pair by pair: same ranks; cosines within
     float32 product rounding."""
     import plismbench
-    from plismbench.metrics import backend as backend_module
+    from plismbench.metrics import cpu as backend_module
 
     slides = plism_like(np.random.default_rng(8), stainings=("GIV", "GM", "HR"), n=30,
                         signs=True)  # fmt: skip

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from reference import sign_features, unit
 
-from plismbench.metrics import backend as backend_module
-from plismbench.metrics.backend import Backend, NumpyBackend, TorchBackend
+from plismbench.metrics import cpu as backend_module
+from plismbench.metrics import dense
+from plismbench.metrics.backend import Backend
+from plismbench.metrics.cpu import NumpyBackend
+from plismbench.metrics.cuda import TorchBackend
 from plismbench.metrics.ranks import cross_counts, cross_counts_many, in_memory
 
 KINDS = ["cpu", "torch-cpu"]
@@ -183,7 +186,7 @@ def test_intra_scan_equals_direct_counting(
     monkeypatch, kind: str, fraction: float, limit: int, n: int
 ) -> None:
     monkeypatch.setattr(backend_module, "SURVIVOR_FRACTION", fraction)
-    monkeypatch.setattr(backend_module, "SPARSE_LIMIT", limit)
+    monkeypatch.setattr(dense, "SPARSE_LIMIT", limit)
     rng = np.random.default_rng(n)
     x = (sign_features(rng, n) / 4).astype(np.float32)  # unit rows, similarities k / 16
     x[n // 2] = x[1]
@@ -249,7 +252,7 @@ def test_near_ties_settled_on_the_raw_rows_of_each_partner(kind: str) -> None:
 
 
 def test_match_table_is_every_pairs_matches_whatever_the_threads() -> None:
-    from plismbench.metrics import backend as backend_module
+    from plismbench.metrics import cpu as backend_module
 
     rng = np.random.default_rng(21)
     n_slides, n, d = 5, 37, 12
@@ -272,7 +275,7 @@ def test_match_table_is_every_pairs_matches_whatever_the_threads() -> None:
 
 
 def test_match_table_too_large_falls_back(monkeypatch) -> None:
-    from plismbench.metrics import backend as backend_module
+    from plismbench.metrics import cpu as backend_module
 
     monkeypatch.setattr(backend_module, "MATCH_TABLE_BYTES", 100)
     stacked = np.ones((4 * 10, 3), dtype=np.float32)

@@ -143,10 +143,10 @@ def test_decision_on_wide_mantissas_and_proportional_rows() -> None:
     ids=["symmetric", "blocks-sparse", "blocks-dense"],
 )  # fmt: skip
 def test_every_intra_counting_path_is_exact(monkeypatch, fraction: float, limit: int) -> None:
-    from plismbench.metrics import backend as backend_module
+    from plismbench.metrics import cpu, dense
 
-    monkeypatch.setattr(backend_module, "SURVIVOR_FRACTION", fraction)
-    monkeypatch.setattr(backend_module, "SPARSE_LIMIT", limit)
+    monkeypatch.setattr(cpu, "SURVIVOR_FRACTION", fraction)
+    monkeypatch.setattr(dense, "SPARSE_LIMIT", limit)
     rng = np.random.default_rng(11)
     a = rng.integers(-2, 3, size=(40, 3)).astype(np.float64)
     a[~a.any(axis=1), 0] = 1

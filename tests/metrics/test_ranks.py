@@ -8,12 +8,10 @@ from reference import brute_ranks, brute_top_k, sign_features
 
 from plismbench.errors import InputError
 from plismbench.metrics import pair_ranks, summarise_ranks
-from plismbench.metrics.backend import (
-    NumpyBackend,
-    TorchBackend,
-    count_at_thresholds,
-    get_backend,
-)
+from plismbench.metrics.backend import get_backend
+from plismbench.metrics.cpu import NumpyBackend
+from plismbench.metrics.cuda import TorchBackend
+from plismbench.metrics.dense import count_at_thresholds
 
 BACKENDS = ["cpu", "torch-cpu"]
 
