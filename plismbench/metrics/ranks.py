@@ -83,42 +83,43 @@ def cross_counts_many(
     ((k N, d), raw rows ``raw_bs``), the Python around the GEMMs paid once. ``match``:
     the (k, N) float64 matches when already known (any summation order: ranks are exact;
     products of float32 values are exact in float64)."""
-    n, dim = int(xa.shape[0]), int(xa.shape[1])
+    dim = int(xa.shape[1])
     if match is None:
         match = backend.matches(xa, xbs)  # (k, N)
     lo, hi = thresholds32(match, gemm_band(dim))
     scan = backend.cross_scan(xa, xbs, lo, hi)
     a_to_b, b_to_a = scan.rows_hi, scan.cols_hi
-    p, i, j = scan.band_rows
-    if len(i):
-        win = _settle(  # query a_i, candidate b_j, match b_i
-            backend.pair_dots(xa, i, xbs, p * n + j), match[p, i], dim,
-            lambda u: _decide_by_part(p[u], raw_bs, lambda rb, s: decide(
-                raw_a, i[u][s], rb, j[u][s], rb, i[u][s])),
-        )  # fmt: skip
-        np.add.at(a_to_b, (p[win], i[win]), 1)
-    p, i, j = scan.band_cols
-    if len(i):
-        win = _settle(  # query b_j, candidate a_i, match a_j
-            backend.pair_dots(xa, i, xbs, p * n + j), match[p, j], dim,
-            lambda u: _decide_by_part(p[u], raw_bs, lambda rb, s: decide(
-                rb, j[u][s], raw_a, i[u][s], raw_a, j[u][s])),
-        )  # fmt: skip
-        np.add.at(b_to_a, (p[win], j[win]), 1)
+    _add_band(a_to_b, scan.band_rows, True, backend, xa, xbs, match, raw_a, raw_bs)
+    _add_band(b_to_a, scan.band_cols, False, backend, xa, xbs, match, raw_a, raw_bs)
     return [CrossCounts(match[q], a_to_b[q], b_to_a[q]) for q in range(len(raw_bs))]
 
 
-def _decide_by_part(
-    part: np.ndarray,
+def _add_band(
+    counts: np.ndarray, band: tuple[np.ndarray, np.ndarray, np.ndarray], a_queries: bool,
+    backend: Backend, xa: Any, xbs: Any, match: np.ndarray, raw_a: RawRows,
     raw_bs: Sequence[RawRows],
-    decide_one: Callable[[RawRows, np.ndarray], np.ndarray],
-) -> np.ndarray:
-    """Exact decisions of undecided band members, grouped by the partner slide."""
-    out = np.empty(len(part), dtype=bool)
-    for q in np.unique(part):
-        sel = np.flatnonzero(part == q)
-        out[sel] = decide_one(raw_bs[int(q)], sel)
-    return out
+) -> None:  # fmt: skip
+    """Band members ``(p, i, j)`` of one direction (queries ``a_i`` or ``b_j``), settled
+    in float64 then exactly, added to ``counts[p, query]``. The match of query q is the
+    candidate slide's row q."""
+    p, i, j = band
+    if not len(i):
+        return
+    q, c = (i, j) if a_queries else (j, i)
+
+    def exact(u: np.ndarray) -> np.ndarray:
+        pu, qu, cu = p[u], q[u], c[u]
+        out = np.empty(len(pu), dtype=bool)
+        for part in np.unique(pu):  # grouped by the partner slide
+            sel = np.flatnonzero(pu == part)
+            rb = raw_bs[int(part)]
+            rq, rc = (raw_a, rb) if a_queries else (rb, raw_a)
+            out[sel] = decide(rq, qu[sel], rc, cu[sel], rc, qu[sel])
+        return out
+
+    n, dim = int(xa.shape[0]), int(xa.shape[1])
+    win = _settle(backend.pair_dots(xa, i, xbs, p * n + j), match[p, q], dim, exact)
+    np.add.at(counts, (p[win], q[win]), 1)
 
 
 def intra_counts(
