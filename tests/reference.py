@@ -55,3 +55,13 @@ def sign_features(rng: np.random.Generator, n: int, d: int = 16) -> np.ndarray:
     """±1 features with d a power of 4: norms and every cosine are exact in float32, so
     ties are real ties for any summation order."""
     return rng.choice([-1.0, 1.0], size=(n, d))
+
+
+def holm_oracle(p: np.ndarray) -> np.ndarray:
+    """Holm by its definition: the i-th smallest p gets max over j <= i of (m - j) p_(j)."""
+    m = len(p)
+    order = np.argsort(p)
+    out = np.empty(m)
+    for i, idx in enumerate(order):
+        out[idx] = min(1.0, max((m - j) * p[order[j]] for j in range(i + 1)))
+    return out

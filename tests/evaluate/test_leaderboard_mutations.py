@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from reference import holm_oracle
 
 import plismbench
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS
@@ -82,15 +83,6 @@ def test_ranked_cohort_is_the_one_with_most_full_complete_models(tmp_path: Path)
     assert set(board["status"][1:]) == {"separate"}
 
 
-def _holm(p: np.ndarray) -> np.ndarray:
-    m = len(p)
-    order = np.argsort(p)
-    out = np.empty(m)
-    for i, idx in enumerate(order):
-        out[idx] = min(1.0, max((m - j) * p[order[j]] for j in range(i + 1)))
-    return out
-
-
 def _leader_groups(names: list[str], p: dict[tuple[str, str], float]) -> list[int]:
     group, leader, out = 1, names[0], []
     for n in names:
@@ -117,7 +109,7 @@ def test_groups_are_holm_tests_against_the_group_leader(
         [a.boot.p_value(a.score - b.score, a.replicates - b.replicates) for a, b in pairs]  # type: ignore[union-attr,operator]
     )
     keys = [(a.name, b.name) for a, b in pairs]
-    adjusted = dict(zip(keys, _holm(raw), strict=True))
+    adjusted = dict(zip(keys, holm_oracle(raw), strict=True))
     want = _leader_groups(names, adjusted)
     assert [e.group for e in ranked] == want
     # The data tell the alternatives apart: raw p-values (seed 0), or each model tested

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from reference import holm_oracle
 
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.compare import compare
@@ -44,16 +45,6 @@ def test_widening_stretches_the_p_value_and_never_shrinks() -> None:
     assert boot.widening(0.1, narrow) == 1.0
     lo, hi = boot.ci(0.1, narrow)
     assert (lo, hi) == pytest.approx(tuple(np.quantile(narrow[: boot.n_boot], [0.025, 0.975])))
-
-
-def holm_oracle(p: np.ndarray) -> np.ndarray:
-    """Holm by its definition: the i-th smallest p gets max over j <= i of (m - j) p_(j)."""
-    m = len(p)
-    order = np.argsort(p)
-    out = np.empty(m)
-    for i, idx in enumerate(order):
-        out[idx] = min(1.0, max((m - j) * p[order[j]] for j in range(i + 1)))
-    return out
 
 
 @pytest.fixture(scope="module")
