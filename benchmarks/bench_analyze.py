@@ -29,10 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from featurestore import write
 
-from plismbench.analyze import geometry, neighbours, pathorob, probes, variance
-from plismbench.analyze.compute import RI_MAX_LOCATIONS, sample_positions
-from plismbench.analyze.design import crossed_design
-from plismbench.evaluate.store import FeatureStore
+from plismbench.analysis import geometry, neighbours, pathorob, probes, variance
+from plismbench.analysis.compute import RI_MAX_LOCATIONS, sample_positions
+from plismbench.analysis.design import crossed_design
+from plismbench.store.features import FeatureStore
 
 
 def peak_rss_gb() -> float:

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from plismbench.distill.corpus import CorpusLoader, open_corpus
+from plismbench.distillation.corpus import CorpusLoader, open_corpus
 
 
 def _tiles(n: int, size: int) -> list[np.ndarray]:

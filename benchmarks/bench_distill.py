@@ -27,9 +27,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from plismbench.distill.build import autocast, build
-from plismbench.distill.config import config_from
-from plismbench.distill.step import flatten_patches, train_step
+from plismbench.distillation.build import autocast, build
+from plismbench.distillation.config import config_from
+from plismbench.distillation.step import flatten_patches, train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -49,9 +49,9 @@ def held_bytes(n_tokens: int, k: int, d: int = 256, chunk: int = 512, before: bo
     """Bytes saved for backward by the iBOT loss over ``n_tokens`` tokens and K prototypes."""
     from torch.utils.checkpoint import checkpoint
 
-    from plismbench.distill.centering import SinkhornKnopp
-    from plismbench.distill.loss import ibot_loss
-    from plismbench.distill.loss.stream import _chunk_ce
+    from plismbench.distillation.centering import SinkhornKnopp
+    from plismbench.distillation.loss import ibot_loss
+    from plismbench.distillation.loss.stream import _chunk_ce
 
     z = F.normalize(torch.randn(n_tokens, d), dim=-1).requires_grad_(True)
     w = torch.randn(k, d, requires_grad=True)

@@ -136,7 +136,7 @@ def bench_end_to_end(
 
     import plismbench
 
-    imports = ("plismbench.evaluate.engine", "plismbench.utils.hashing", "scipy.special", "torch")
+    imports = ("plismbench.evaluation.engine", "plismbench.utils.hashing", "scipy.special", "torch")
     for module in imports:
         importlib.import_module(module)  # imports are not part of the figure
 
@@ -208,8 +208,8 @@ def bf16_drift(n: int, d: int) -> None:
 
 def memory_check(n_slides: int = PLISM_SLIDES, n_total: int = 16_278, d: int = 1536) -> None:
     """Peak RSS of the default evaluation's largest working set: 91 x 8,139 x 1,536."""
-    from plismbench.evaluate.store import FeatureStore
-    from plismbench.evaluate.subset import resolve
+    from plismbench.evaluation.subset import resolve
+    from plismbench.store.features import FeatureStore
 
     with tempfile.TemporaryDirectory() as tmp:
         from featurestore import write

@@ -20,8 +20,8 @@ import torch
 
 from plismbench.data.sources import open_source
 from plismbench.data.synth import synth
-from plismbench.extract.engine import extract, resolve_device, resolve_precision
-from plismbench.extract.layers import n_layers
+from plismbench.extraction.engine import extract, resolve_device, resolve_precision
+from plismbench.extraction.layers import n_layers
 from plismbench.extractors.registry import get_extractor, load_extractor
 
 

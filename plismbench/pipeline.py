@@ -145,7 +145,7 @@ def run(
         todo = todo or specs[-1:]  # the data stage is needed for the student
 
     # Stages 1 and 2: data (only when some features are missing), then extraction.
-    from plismbench.extract import extract
+    from plismbench.extraction import extract
 
     if todo:
         t = time.perf_counter()
@@ -161,7 +161,7 @@ def run(
             )  # fmt: skip
         timings["extract"] = time.perf_counter() - t
         if distill_demo:
-            from plismbench.distill.demo import distill_demo_student
+            from plismbench.distillation.demo import distill_demo_student
 
             t = time.perf_counter()
             say(f"distill: {RANDOM_VIT.name} -> a ViT-Tiny student ({out / 'distill'})")
@@ -177,8 +177,8 @@ def run(
         folders.append(get_extractor(str(student)).folder)
 
     # Stage 3: evaluate (each call returns at once when already complete).
-    from plismbench.evaluate import evaluate
-    from plismbench.evaluate.leaderboard import leaderboard
+    from plismbench.evaluation import evaluate
+    from plismbench.stats.leaderboard import leaderboard
 
     t = time.perf_counter()
     n_used = 0
@@ -194,7 +194,7 @@ def run(
     timings["evaluate"] = time.perf_counter() - t
 
     # Stage 3b: why are some models more robust? (<output>/analysis/, reused when unchanged)
-    from plismbench.analyze.stage import run_stage
+    from plismbench.analysis.stage import run_stage
 
     t = time.perf_counter()
     evaluated |= run_stage(folders, features_dir, out / "analysis", n_tiles=n_tiles,
@@ -269,7 +269,7 @@ def _features_complete(
     """
     if expected is None:
         return False
-    from plismbench.extract.config import resolve_precision
+    from plismbench.extraction.config import resolve_precision
     from plismbench.utils.device import resolve_device
 
     precision = resolve_precision(None, spec, resolve_device(device))
@@ -336,7 +336,7 @@ def _report(
     metrics_dir: Path, n_tiles: int, *, refresh: bool, say: Callable[[str], None]
 ) -> Path | None:
     try:
-        from plismbench.report import report
+        from plismbench.reporting import report
     except ImportError:  # the report module is optional in a partial install
         return None
     default = metrics_dir / f"{n_tiles}_tiles" / "report.html"

@@ -50,7 +50,7 @@ def analyze(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
     """Why is a model robust? Variance decomposition, nuisance probes, neighbourhoods, geometry."""
-    from plismbench.analyze import analyze as run_analyze
+    from plismbench.analysis import analyze as run_analyze
 
     result = run_analyze(
         model,

@@ -82,9 +82,9 @@ def breakdown(
     import polars as pl
     from rich.table import Table
 
-    from plismbench.evaluate.leaderboard import resolve_n_tiles
     from plismbench.stats import breakdown as bd
     from plismbench.stats.ranking import load_entry
+    from plismbench.store.evaluation import resolve_n_tiles
     from plismbench.utils.io import atomic_path
 
     n = resolve_n_tiles(metrics_dir, n_tiles)

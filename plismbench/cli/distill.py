@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from plismbench.cli.app import app, err_console
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
-from plismbench.distill.config import DistillConfig
+from plismbench.distillation.config import DistillConfig
 
 _SHORT = {"output_dir": ["-o"], "batch_size": ["-b"], "workers": ["-w"]}
 
@@ -81,10 +81,10 @@ def _parameters() -> list[inspect.Parameter]:
 
 def distill_command(**kwargs: Any) -> None:
     """Distil a teacher into a small ViT (DINO + iBOT, or cosine); torchrun for many GPUs."""
-    from plismbench.distill import distill
-    from plismbench.distill.build import heads_warning
-    from plismbench.distill.config import resolve_config
-    from plismbench.distill.loop import write_config
+    from plismbench.distillation import distill
+    from plismbench.distillation.build import heads_warning
+    from plismbench.distillation.config import resolve_config
+    from plismbench.distillation.loop import write_config
 
     config_file = kwargs.pop("config")
     dry_run = kwargs.pop("dry_run")

@@ -62,8 +62,8 @@ def evaluate(
     """
     import os
 
-    from plismbench.evaluate import evaluate as run_evaluate
-    from plismbench.evaluate.tables import results_rich
+    from plismbench.evaluation import evaluate as run_evaluate
+    from plismbench.evaluation.tables import results_rich
 
     main = os.environ.get("RANK", "0") == "0"
 
@@ -103,13 +103,13 @@ def leaderboard(
     ] = False,
 ) -> None:
     """Rank evaluated models by the reference leaderboard metric."""
-    from plismbench.evaluate.leaderboard import leaderboard as run_leaderboard
-    from plismbench.evaluate.leaderboard import leaderboard_rich
+    from plismbench.stats.leaderboard import leaderboard as run_leaderboard
+    from plismbench.stats.leaderboard import leaderboard_rich
 
     board = run_leaderboard(metrics_dir, n_tiles)
     stdout.print(leaderboard_rich(board, "Leaderboard"))
     if published:
-        from plismbench.evaluate.leaderboard import resolve_n_tiles
         from plismbench.stats.published import published_rich
+        from plismbench.store.evaluation import resolve_n_tiles
 
         stdout.print(published_rich(board, resolve_n_tiles(metrics_dir, n_tiles)))

@@ -107,8 +107,8 @@ def extract_command(
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
     _load_plugins(plugin)
-    from plismbench.extract.config import ExtractConfig, check_writable
-    from plismbench.extract.engine import extract
+    from plismbench.extraction.config import ExtractConfig, check_writable
+    from plismbench.extraction.engine import extract
     rank = int(os.environ.get("RANK", "0"))
 
     def log(message: str) -> None:

@@ -25,8 +25,8 @@ def report(
 ) -> None:
     """A self-contained HTML report: leaderboard with CIs, comparisons, published scores,
     scatter, distributions, heatmaps, provenance; figures also as PNG, SVG and PDF."""
-    from plismbench.report import files_dir
-    from plismbench.report import report as make_report
+    from plismbench.reporting import files_dir
+    from plismbench.reporting import report as make_report
 
     path = make_report(metrics_dir, n_tiles=n_tiles, out=out)
     stdout.print(

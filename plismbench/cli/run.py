@@ -55,9 +55,9 @@ def run(
 
     With no --model and no --source it runs an offline demo in a few minutes on a CPU.
     """
-    from plismbench.evaluate.leaderboard import leaderboard_rich
     from plismbench.pipeline import REAL_COMMAND
     from plismbench.pipeline import run as run_pipeline
+    from plismbench.stats.leaderboard import leaderboard_rich
 
     silent = quiet or as_json
     result = run_pipeline(

@@ -37,7 +37,7 @@ def load_models(
     metrics_dir: str | os.PathLike[str], models: Sequence[str], n_tiles: int | None = None
 ) -> tuple[int, list[Entry]]:
     """The evaluations of ``models`` at one tile count; they must be comparable."""
-    from plismbench.evaluate.leaderboard import resolve_n_tiles
+    from plismbench.store.evaluation import resolve_n_tiles
 
     root = Path(metrics_dir)
     if not root.is_dir():

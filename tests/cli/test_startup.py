@@ -8,7 +8,7 @@ import sys
 
 def test_cli_and_evaluate_do_not_import_torch() -> None:
     code = (
-        "import sys, plismbench.cli, plismbench.evaluate.engine, plismbench.evaluate.leaderboard\n"
+        "import sys, plismbench.cli, plismbench.evaluation.engine, plismbench.stats.leaderboard\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -191,7 +191,7 @@ def test_missing_folder_cli_exit(tmp_path: Path) -> None:
 
 
 def test_sources_describe_themselves_for_meta_json(synth_dir: Path) -> None:
-    from plismbench.extract.engine import describe_source
+    from plismbench.extraction.engine import describe_source
 
     srcs = _sources(synth_dir)
     assert describe_source(srcs["h5"]) == {

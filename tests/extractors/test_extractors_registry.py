@@ -71,7 +71,7 @@ def test_unknown_name_suggests_close_matches() -> None:
 
 
 def test_register_by_call_and_decorator_then_extract(tmp_path: Path) -> None:
-    from plismbench.extract.engine import extract
+    from plismbench.extraction.engine import extract
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "extract"))
     from extract_memsource import MemorySource

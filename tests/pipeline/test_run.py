@@ -49,7 +49,7 @@ def test_run_end_to_end(tiles: Path, tmp_path: Path) -> None:
 def test_run_resumes_without_redoing_finished_stages(
     tiles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import plismbench.evaluate as evaluate_pkg
+    import plismbench.evaluation as evaluate_pkg
 
     real = evaluate_pkg.evaluate
     seen: list[str] = []
