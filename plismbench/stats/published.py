@@ -106,11 +106,14 @@ def published_rich(board: pl.DataFrame, n_tiles: int) -> Any:
                 ok = value is not None and value == value
                 cells.append(f"{value:.3f} ({diff:+.3f})" if ok else "n/a")
             table.add_row("", f"  this run: {run['model']}", *cells, style="bold cyan")
-    note = (
-        f"Source: {src['source']}. This run's value (difference to the published one). "
-        "A faithful run differs by the reference's 3-decimal rounding, its float16 "
-        "similarities and its self-match exclusion: docs/published.md says what to expect."
-    )
+    if mine:
+        note = (
+            f"Source: {src['source']}. This run's value (difference to the published one). "
+            "A faithful run differs by the reference's 3-decimal rounding, its float16 "
+            "similarities and its self-match exclusion: docs/published.md says what to expect."
+        )
+    else:  # no row of this run is shown: no difference column to explain
+        note = f"Source: {src['source']}. None of this run's models is in the published table."
     if n_tiles != src["n_tiles"]:
         warn = f"This run used {n_tiles} tiles per slide, not {src['n_tiles']:,}."
         note = f"[yellow]{warn}[/] {note}"

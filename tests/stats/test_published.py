@@ -54,3 +54,19 @@ def test_run_beside_published_row(tmp_path: Path) -> None:
     assert "Published leaderboard (2025-03-03, 8,139 tiles)" in res.output
     assert "this run: h0_mini" in res.output and "H-Optimus-0" in res.output
     assert f"({row['leaderboard_metric_diff']:+.3f})" in res.output
+    assert "difference to the published one" in res.output
+
+
+def test_caption_explains_no_difference_column_when_no_run_is_published(tmp_path: Path) -> None:
+    """A run of unpublished models shows no 'this run' rows, so no difference caption."""
+    rng = np.random.default_rng(1)
+    write_evaluation(
+        tmp_path / "m" / "8139_tiles" / "mine", synthetic_metrics(pairs_frame(3, 3), rng, 0.5)
+    )
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["leaderboard", "--metrics-dir", str(tmp_path / "m"), "--published"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "this run:" not in res.output
+    assert "difference" not in res.output
+    assert "None of this run's models is in the published table" in " ".join(res.output.split())
