@@ -6,7 +6,7 @@ The Python API mirrors the CLI, one function per command, with the same paramete
     result = plismbench.evaluate("h0-mini", features_dir="features", metrics_dir="metrics")
     board = plismbench.leaderboard("metrics")
 
-Packages are nouns (:mod:`plismbench.evaluation`, :mod:`plismbench.extraction`, ...); the
+Packages are nouns (`plismbench.evaluation`, `plismbench.extraction`, ...); the
 functions here are verbs. Names are imported lazily so that ``import plismbench`` stays fast;
 each resolves to the function itself, so ``inspect.signature`` and ``help`` show the real one.
 """

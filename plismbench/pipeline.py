@@ -70,7 +70,7 @@ RANDOM_VIT = ExtractorSpec(
 
 @dataclass
 class RunResult:
-    """What :func:`run` produced."""
+    """What `run()` produced."""
 
     output_dir: Path
     models: list[str]

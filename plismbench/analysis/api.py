@@ -68,7 +68,7 @@ class Plan:
 
 @dataclass
 class AnalysisResult:
-    """What :func:`analyze` wrote."""
+    """What `analyze()` wrote."""
 
     out_dir: Path
     models: list[str]

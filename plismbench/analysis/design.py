@@ -2,7 +2,7 @@
 
 PLISM is fully crossed: 13 stainings x 7 scanners = 91 slides, one slide per cell, and
 every slide holds the same registered tile locations. The closed-form decompositions of
-:mod:`plismbench.analysis.variance` need exactly that, so anything else is refused here
+`plismbench.analysis.variance` need exactly that, so anything else is refused here
 with one line: a missing cell, a cell with two slides, fewer than 2 stainings or scanners.
 """
 
@@ -24,7 +24,7 @@ class Design:
     slide_ids: tuple[str, ...]
     stainings: tuple[str, ...]
     scanners: tuple[str, ...]
-    #: Per slide, its index into :attr:`stainings` / :attr:`scanners`.
+    #: Per slide, its index into `stainings` / `scanners`.
     staining_of: np.ndarray
     scanner_of: np.ndarray
 

@@ -1,7 +1,7 @@
 """Geometry of the feature cloud: spread over dimensions, anisotropy, centred cosine.
 
 All rows are L2-normalised, so a dot product is a cosine and every mean cosine below is
-exact, in closed form from the sums in :class:`~plismbench.analysis.variance.Moments`
+exact, in closed form from the sums in `Moments`
 (no sampled pairs):
 
 * anisotropy: mean cosine over all pairs of distinct tiles, ``(||g||^2 - N) / (N (N-1))``;
@@ -10,7 +10,7 @@ exact, in closed form from the sums in :class:`~plismbench.analysis.variance.Mom
 * random-pair cosine: mean cosine of two different locations in two different slides;
 * centred cosine: matched minus random-pair cosine (what a high raw cosine hides).
 
-:class:`Spectrum` accumulates the scatter matrix (analyze feeds it the sampled tiles) for
+`Spectrum` accumulates the scatter matrix (analyze feeds it the sampled tiles) for
 the effective rank (``exp`` of the
 entropy of the normalised singular values of the centred features) and the participation
 ratio ``(sum lambda)^2 / sum lambda^2`` of the covariance eigenvalues.

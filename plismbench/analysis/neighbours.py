@@ -75,7 +75,7 @@ def drop_self(idx: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
 
 
 def classify(idx: np.ndarray, labels: Labels) -> np.ndarray:
-    """(n, k) class index into :data:`CLASSES` of every neighbour."""
+    """(n, k) class index into `CLASSES` of every neighbour."""
     q = np.arange(idx.shape[0])[:, None]
     same_loc = labels.location[idx] == labels.location[q]
     same_slide = labels.slide[idx] == labels.slide[q]

@@ -1,7 +1,7 @@
 """Variance decomposition of a crossed location x staining x scanner design, in closed form.
 
 Every slide (one staining x scanner cell) holds the same ``L`` tile locations. Streaming
-the slides once fills :class:`Moments` (sums per location, per location x staining,
+the slides once fills `Moments` (sums per location, per location x staining,
 per location x scanner and per cell); every sum of squares below is then a difference of
 squared norms of those sums, summed over dimensions, with no per-dimension loop. With
 ``N = L S C`` rows and grand sum ``g``:

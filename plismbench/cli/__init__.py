@@ -1,6 +1,6 @@
 """Command-line interface: a thin layer over the Python API.
 
-Each area registers its commands in its own module onto :data:`app`.
+Each area registers its commands in its own module onto `app`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CLI command ``analyze`` (a thin wrapper over :func:`plismbench.analyze`)."""
+"""CLI command ``analyze`` (a thin wrapper over `plismbench.analyze()`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Typer application object; command modules register onto it.
 
-The group turns a :class:`PlismbenchError` into one red line and its exit code, and Ctrl-C
+The group turns a `PlismbenchError` into one red line and its exit code, and Ctrl-C
 into one line and exit 130, for every command; it lists commands in pipeline order and shows
 flags without a value placeholder.
 """
@@ -47,7 +47,7 @@ def _flags_without_metavar(params: list[Any]) -> list[Any]:
 
 
 def _patch_help(command: Any) -> None:
-    """Apply :func:`_flags_without_metavar` to a command's parameters, ``--help`` included."""
+    """Apply `_flags_without_metavar()` to a command's parameters, ``--help`` included."""
     if getattr(command, "_plismbench_help", False):
         return
     original = command.get_params

@@ -1,4 +1,4 @@
-"""CLI command ``plismbench distill``, generated from :class:`DistillConfig`'s fields.
+"""CLI command ``plismbench distill``, generated from `DistillConfig`'s fields.
 
 Every config field with a CLI flag becomes an option whose default is "unset" (None), so
 that an option given on the command line overrides the YAML ``--config`` file, which

@@ -1,4 +1,4 @@
-"""CLI command ``report`` (a thin wrapper over :func:`plismbench.report`)."""
+"""CLI command ``report`` (a thin wrapper over `plismbench.report()`)."""
 
 from __future__ import annotations
 

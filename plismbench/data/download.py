@@ -131,7 +131,7 @@ def download(
 
     Files already there are kept (so an interrupted download resumes), ``workers`` files are
     fetched in parallel, and the token comes from ``HF_TOKEN`` or the cached ``hf auth login``.
-    Returns :func:`verify`'s report of what arrived.
+    Returns `verify()`'s report of what arrived.
     """
     from huggingface_hub import HfApi, snapshot_download
 

@@ -45,7 +45,7 @@ def distill(
     (random weights). Tiles come from ``corpus`` (a folder of images with any names,
     parquet, tar or h5 shards) or, with a loud warning, a PLISM source (``source`` or one
     of ``tiles_dir``, ``download_dir``, ``streaming``, ``parquet``). ``options`` are the
-    fields of :class:`DistillConfig`; they override ``config`` (a YAML file), which
+    fields of `DistillConfig`; they override ``config`` (a YAML file), which
     overrides ``preset`` (``h0-mini``). Under ``torchrun`` the student trains with DDP.
     """
     if source is None and any((tiles_dir, download_dir, streaming, parquet)):

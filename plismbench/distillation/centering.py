@@ -37,7 +37,7 @@ def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
 class EMACentre(nn.Module):
     """``softmax((logits - c) / tau)`` with ``c`` an EMA (``momentum``) of batch-mean logits.
 
-    The centre used for a step is the one from before it; :meth:`update` folds in the
+    The centre used for a step is the one from before it; `update()` folds in the
     step's all-reduced batch mean afterwards (DINO's order).
     """
 
@@ -54,7 +54,7 @@ class EMACentre(nn.Module):
         """A target function for ``n`` rows; sums the logits it sees while ``record``.
 
         Micro-batches of one step (gradient accumulation) add to the same sum, folded in
-        once by :meth:`update`.
+        once by `update()`.
         """
         if self._sum is None:
             self._sum = torch.zeros(self.centre.shape[1], device=self.centre.device)

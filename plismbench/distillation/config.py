@@ -256,7 +256,7 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def config_from(**options: Any) -> DistillConfig:
-    """A :class:`DistillConfig` from keyword options, rejecting unknown names clearly."""
+    """A `DistillConfig` from keyword options, rejecting unknown names clearly."""
     names = {f.name for f in dataclasses.fields(DistillConfig)}
     unknown = sorted(set(options) - names)
     if unknown:

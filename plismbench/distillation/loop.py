@@ -95,7 +95,7 @@ def _warn(text: str) -> None:
 
 def run_distill(cfg: DistillConfig, source: TileSource | str | Path | None = None) -> DistillResult:
     """Train ``cfg.student`` from ``cfg.teacher`` on a tile corpus (``source`` or
-    ``cfg.corpus``); see :func:`plismbench.distillation.distill`."""
+    ``cfg.corpus``); see `plismbench.distillation.distill()`."""
     cfg.check()
     spec = source if source is not None else cfg.corpus
     if spec is None:

@@ -107,7 +107,7 @@ class PairCache:
 
 
 def _save_quick(path: Path, array: np.ndarray) -> None:
-    """Atomic like :func:`~plismbench.utils.io.save_npy` with one file creation instead of
+    """Atomic like `save_npy()` with one file creation instead of
     two (thousands of small pair files: creating files is what costs on some file
     systems). The temporary name is unique per process and thread."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

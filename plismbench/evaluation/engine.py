@@ -1,7 +1,7 @@
 """The evaluate engine: every slide pair's metrics, exact, resumable, in bounded memory.
 
-See :mod:`plismbench.evaluation.stages` for the stages, :mod:`plismbench.evaluation.cache`
-for resuming and :mod:`plismbench.evaluation.outputs` for the output files. One process
+See `plismbench.evaluation.stages` for the stages, `plismbench.evaluation.cache`
+for resuming and `plismbench.evaluation.outputs` for the output files. One process
 at a time owns an output folder (an exclusive lock; a second one exits at once naming
 the holder). Under ``torchrun`` the pairs and slides are split over the ranks.
 
@@ -55,7 +55,7 @@ Notice = Callable[[str], None]
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """What :func:`evaluate` produced, and where."""
+    """What `evaluate()` produced, and where."""
 
     model: str
     output_dir: Path

@@ -18,7 +18,7 @@ from plismbench.stats.summary import CI_COLUMNS, add_ci_columns
 def with_intervals(
     results: pl.DataFrame, metrics: pl.DataFrame, names: Sequence[str]
 ) -> pl.DataFrame:
-    """``results`` with :data:`CI_COLUMNS` (null when no design can be resampled)."""
+    """``results`` with `CI_COLUMNS` (null when no design can be resampled)."""
     try:
         return add_ci_columns(results, metrics, names)
     except (InputError, ValueError, IndexError):

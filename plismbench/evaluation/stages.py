@@ -2,7 +2,7 @@
 
 1. *pairs*: one float32 GEMM per unordered slide pair gives the match similarities and
    the cross counts of both directions; pairs are computed and cached in batches of
-   about a second of CPU work (:func:`pairs_per_file`);
+   about a second of CPU work (`pairs_per_file()`);
 2. *intra*: once per slide, its own similarities are counted against the thresholds of
    all its partners (row blocks, never a full N x N kept);
 3. *assemble*: ranks, top-k, MRR and median rank per pair.
@@ -45,7 +45,7 @@ MAX_PAIRS_PER_FILE = 64
 
 
 def pairs_per_file(n_tiles: int, dim: int) -> int:
-    """Slide pairs per cache file: about :data:`BATCH_FLOP` of GEMM, at least one.
+    """Slide pairs per cache file: about `BATCH_FLOP` of GEMM, at least one.
 
     A small pair costs less than creating its file (about a millisecond on some file
     systems); a kill loses at most the batches in progress.
@@ -193,7 +193,7 @@ class Stages:
         """One row per pair: cosine, top-k (both directions and their mean), MRR, median.
 
         Vectorised over chunks of pairs (the same reductions as
-        :func:`~plismbench.metrics.retrieval.summarise_ranks`, row by row).
+        `summarise_ranks()`, row by row).
         """
         names = [self.store.slides[s].name for s in range(self.n_slides)]
         cols: dict[str, list[Any]] = {}

@@ -27,7 +27,7 @@ REFERENCE_SIZES: tuple[int, ...] = (460, 2_713, 5_426, 8_139)
 
 
 def reference_subset(n_tiles: int) -> np.ndarray:
-    """The reference's sorted row indices for ``n_tiles`` (one of :data:`REFERENCE_SIZES`)."""
+    """The reference's sorted row indices for ``n_tiles`` (one of `REFERENCE_SIZES`)."""
     from importlib.resources import files
 
     res = files("plismbench.assets").joinpath(f"reference_subsets/tiles_subset_{n_tiles}.npy")

@@ -1,7 +1,7 @@
 """Per-slide claims: independent processes split the slides of one export dir.
 
 Each slide is claimed with an ``O_CREAT|O_EXCL`` lock file (``<slide>/.claim``,
-:func:`plismbench.utils.locks.claim`) holding the pid, host and time. A process skips
+`plismbench.utils.locks.claim()`) holding the pid, host and time. A process skips
 slides that a live process holds and takes the next, so a SLURM array or several nodes
 on a shared file system need no torchrun. A claim of a dead process on this host is
 broken at once; one from another host is kept fresh by a heartbeat (its mtime) and is

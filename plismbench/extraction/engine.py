@@ -1,4 +1,4 @@
-"""The extract engine: tiles from a :class:`TileSource` to ``features.npy`` per slide.
+"""The extract engine: tiles from a `TileSource` to ``features.npy`` per slide.
 
 Layout: ``export_dir/<model>/<slide_id>/features.npy`` float32 ``(n, 3 + d)``,
 columns (level, x, y) then the features, rows in the source's canonical order,
@@ -89,7 +89,7 @@ def extract(
     """Extract features of every slide of ``source`` into ``export_dir/<model>/``.
 
     ``model`` is a registry name, ``hf-hub:`` id, export folder, spec or a loaded
-    :class:`FeatureExtractor`. Options are the fields of :class:`ExtractConfig`, given
+    `FeatureExtractor`. Options are the fields of `ExtractConfig`, given
     as ``config`` or as keywords. A slide is reused only when its ``meta.json`` matches
     this run (model, weights digest, precision, preprocessing); otherwise the run stops
     with one line unless ``overwrite``. Interrupted slides resume from their last chunk.

@@ -1,6 +1,6 @@
 """Typed architecture declarations: one place says how a registry model is built.
 
-A :class:`TimmArch` or :class:`HFArch` is declared once per model and used for every build:
+A `TimmArch` or `HFArch` is declared once per model and used for every build:
 random weights, ``--weights`` and (for timm) the Hub build, which receives the fields the
 model card passes to ``timm.create_model`` (``card``). Fields are typed, so a typo is a
 ``TypeError`` at import time instead of a silently different model.

@@ -3,8 +3,8 @@
 Loader facts (Hub ids, timm keyword arguments, mean/std, pooling) follow each model's card
 and the reference benchmark (owkin/plism-benchmark); parameter counts are the architecture's
 (tests build every timm entry on the meta device and compare). Each entry is a
-:func:`dataclasses.replace` of one base, and each architecture is declared once
-(:class:`~plismbench.extractors.archs.TimmArch` / :class:`~plismbench.extractors.archs.HFArch`).
+`dataclasses.replace()` of one base, and each architecture is declared once
+(`TimmArch` / `HFArch`).
 
 Precision: the reference autocasts every model in fp16 on a GPU, so ``dtype="fp16"`` here;
 ``extract --precision`` overrides it (see docs/extract.md for the measured differences).

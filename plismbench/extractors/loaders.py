@@ -1,8 +1,8 @@
-"""Small builders that turn an :class:`ExtractorSpec` into a backbone module.
+"""Small builders that turn an `ExtractorSpec` into a backbone module.
 
-The spec's typed architecture says what to build: :class:`~plismbench.extractors.archs.TimmArch`
+The spec's typed architecture says what to build: `TimmArch`
 for timm models (random builds and ``--weights`` use all its fields, the Hub build the card's).
-``transformers`` and CONCH models are built in :mod:`plismbench.extractors.loaders_hf`.
+``transformers`` and CONCH models are built in `plismbench.extractors.loaders_hf`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Builders for models outside timm: ``transformers`` models and CONCH (its own package).
 
 Random builds (tests, before ``--weights``) come from the spec's
-:class:`~plismbench.extractors.archs.HFArch` config, or CONCH's packaged config.
+`HFArch` config, or CONCH's packaged config.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class FeatureExtractor(torch.nn.Module):
     """Maps uint8 tiles ``(B, H, W, 3)`` or ``(B, 3, H, W)`` to ``(B, embed_dim)`` float32.
 
     Normalisation (and any resize / centre crop the spec declares) runs on the
-    tiles' device; the backbone runs under autocast in :attr:`precision`.
+    tiles' device; the backbone runs under autocast in `precision`.
     """
 
     def __init__(self, spec: ExtractorSpec, backbone: torch.nn.Module, precision: str = "fp32"):

@@ -1,7 +1,7 @@
 """The extractor registry: built-ins, baselines, Python plugins and entry points.
 
 Names match case-insensitively with ``-``, ``_``, ``.`` and spaces folded away, so
-``h0-mini``, ``H0_mini`` and ``h0mini`` are one model. :func:`get_extractor` also
+``h0-mini``, ``H0_mini`` and ``h0mini`` are one model. `get_extractor()` also
 accepts ``hf-hub:org/name`` (a timm model on the Hugging Face Hub) and a local
 directory exported by ``plismbench distill`` (timm ``config.json`` +
 ``model.safetensors``).
@@ -156,7 +156,7 @@ def _ensure_builtins() -> None:
 def load_entry_points(force: bool = False) -> None:
     """Import the ``plismbench.extractors`` entry points of installed packages (once).
 
-    An entry point may name an :class:`ExtractorSpec`, a list of them, a callable
+    An entry point may name an `ExtractorSpec`, a list of them, a callable
     returning either, or a module whose import registers its extractors.
     """
     _ensure_builtins()
@@ -290,7 +290,7 @@ def load_extractor(
     self_check: bool = True,
     **overrides: Any,
 ) -> FeatureExtractor:
-    """Build a ready :class:`FeatureExtractor` in eval mode on ``device``.
+    """Build a ready `FeatureExtractor` in eval mode on ``device``.
 
     ``weights`` loads a local state dict into the registry architecture (air-gapped
     sites); ``pretrained=False`` keeps random weights; ``overrides`` (e.g. ``depth=2``)

@@ -50,7 +50,7 @@ class ExtractorSpec:
 
     #: Canonical name, also the output folder name under the export dir.
     name: str
-    #: Builder of the backbone, see :class:`Loader`.
+    #: Builder of the backbone, see `Loader`.
     loader: Callable[..., torch.nn.Module]
     #: Dimension of the pooled feature (twice the width for ``cls+mean``).
     embed_dim: int
@@ -142,5 +142,5 @@ def check_spec(spec: ExtractorSpec) -> None:
 
 
 def as_path(value: str | Path | None) -> Path | None:
-    """``None`` stays ``None``; anything else becomes a :class:`Path`."""
+    """``None`` stays ``None``; anything else becomes a `Path`."""
     return None if value is None else Path(value)

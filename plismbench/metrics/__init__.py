@@ -1,6 +1,6 @@
 """PLISM robustness metrics: matched-tile cosine similarity and exact retrieval ranks.
 
-Submodules load lazily, so that importing :mod:`plismbench.metrics.aggregate` (as the
+Submodules load lazily, so that importing `plismbench.metrics.aggregate` (as the
 leaderboard does) does not import torch.
 """
 

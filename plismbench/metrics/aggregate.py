@@ -56,7 +56,7 @@ def summarise(values: np.ndarray) -> dict[str, float]:
 
 
 def aggregate(metrics: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
-    """One row per (pair_type, metric) with :data:`STATS`, ``all`` last."""
+    """One row per (pair_type, metric) with `STATS`, ``all`` last."""
     rows = []
     for ptype in pair_type_order(metrics["pair_type"].unique().to_list()):
         sub = metrics if ptype == ALL else metrics.filter(pl.col("pair_type") == ptype)

@@ -1,13 +1,13 @@
-"""Where the dense similarity algebra runs: the :class:`Backend` interface and
-:func:`get_backend`. Implementations: :mod:`plismbench.metrics.cpu` (NumPy BLAS) and
-:mod:`plismbench.metrics.cuda` (torch, CUDA in practice).
+"""Where the dense similarity algebra runs: the `Backend` interface and
+`get_backend()`. Implementations: `plismbench.metrics.cpu` (NumPy BLAS) and
+`plismbench.metrics.cuda` (torch, CUDA in practice).
 
 Every similarity that is compared with a threshold comes out of a float32 GEMM; TF32
 and bf16 are never used, because they move similarities by about 1e-3 and so flip
 ranks (see docs/metrics.md). Comparisons are made against a band ``[lo, hi)`` around
 each float64 threshold: values at or above ``hi`` surely count, values below ``lo``
 surely do not, and the few inside are returned for an exact decision
-(:mod:`plismbench.metrics.exact`). torch is imported only when needed.
+(`plismbench.metrics.exact`). torch is imported only when needed.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Backend:
         raise NotImplementedError
 
     def matches(self, x: Any, ys: Any) -> np.ndarray:
-        """(k, N) :meth:`row_dots` of ``x`` with each (N, d) block of ``ys`` (k N, d)."""
+        """(k, N) `row_dots()` of ``x`` with each (N, d) block of ``ys`` (k N, d)."""
         n = x.shape[0]
         blocks = [ys[p * n : (p + 1) * n] for p in range(ys.shape[0] // n)]
         return np.stack([self.row_dots(x, y) for y in blocks])

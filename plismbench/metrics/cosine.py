@@ -23,7 +23,7 @@ def normalise(
     float16/float32 rows are squared exactly in float64, where no norm can overflow or
     underflow. Wider rows are first scaled by a power of two (exact) so that their
     largest |value| lies in [0.5, 1): norms near 1e200 do not overflow, near 1e-170 do not
-    underflow. Raises :class:`InputError` naming ``what`` and the first bad row
+    underflow. Raises `InputError` naming ``what`` and the first bad row
     (``row_ids[r]`` when the rows were taken from a larger file) for non-finite values or
     an all-zero row. ``out``: an optional float32 array of the same shape to fill.
     """

@@ -135,7 +135,7 @@ class NumpyBackend(Backend):
         """Strips of the upper triangle of ``x @ x.T`` (each product serves both rows);
         each worker keeps the similarities at or above the query's lowest threshold, in
         query order, and places them among the row's thresholds itself. Dense data (more
-        than :data:`SURVIVOR_FRACTION` of all pairs kept) is counted by full blocks."""
+        than `SURVIVOR_FRACTION` of all pairs kept) is counted by full blocks."""
         n = x.shape[0]
         floor = lo.min(axis=1)
         table = RowThresholds(lo, hi)
@@ -226,7 +226,7 @@ class NumpyBackend(Backend):
         """Every pair's matches at once: per row r, the float64 Gram matrix of the S
         slides' r-th rows (exact float32 products, float64 sums), one single-threaded
         GEMM per row (so the bits do not depend on the thread count). 4,095 pairs of 460
-        rows take 0.1 s instead of 0.6 s row by row; None above :data:`MATCH_TABLE_BYTES`."""
+        rows take 0.1 s instead of 0.6 s row by row; None above `MATCH_TABLE_BYTES`."""
         n_slides = stacked.shape[0] // n
         if n * n_slides * n_slides * 8 > MATCH_TABLE_BYTES:
             return None

@@ -69,7 +69,7 @@ def torch_block(block: Any, r0: int, lo: np.ndarray, hi: np.ndarray, found: Foun
 def sparse_block(s: np.ndarray, r0: int, lo: np.ndarray, hi: np.ndarray,
                   found: Found) -> np.ndarray | None:  # fmt: skip
     """The same from the few similarities above each row's lowest threshold; None when
-    they are too many (then :func:`_torch_block`)."""
+    they are too many (then `_torch_block()`)."""
     r, j = nonzero2(s >= lo.min(axis=1)[:, None])
     m = lo.shape[1]
     if len(r) * m > SPARSE_LIMIT:

@@ -1,7 +1,7 @@
 """Exact decisions of near ties: is cos(q, t) >= cos(q, m)?
 
 The float32 GEMM puts every similarity within a proven distance of the true cosine
-(:func:`gemm_band`). Only the candidates inside that band around a threshold come
+(`gemm_band()`). Only the candidates inside that band around a threshold come
 here, as raw feature rows (query q, candidate t, match m). They are decided
 
 1. in float64, with a rigorous error bound, which settles nearly all of them;

@@ -13,7 +13,7 @@ The 2N x 2N matrix is never built. A rank splits into
 
 Every comparison is exact: float32 GEMM values outside a proven band around the
 threshold decide at once; the few inside are re-decided on the raw features
-(:mod:`plismbench.metrics.exact`), so ranks equal those over the real numbers.
+(`plismbench.metrics.exact`), so ranks equal those over the real numbers.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def cross_counts_many(
     backend: Backend, xa: Any, xbs: Any, raw_a: RawRows, raw_bs: Sequence[RawRows],
     match: np.ndarray | None = None,
 ) -> list[CrossCounts]:
-    """:func:`cross_counts` of slide ``a`` with each of k slides stacked in ``xbs``
+    """`cross_counts()` of slide ``a`` with each of k slides stacked in ``xbs``
     ((k N, d), raw rows ``raw_bs``), the Python around the GEMMs paid once. ``match``:
     the (k, N) float64 matches when already known (any summation order: ranks are exact;
     products of float32 values are exact in float64)."""
@@ -159,7 +159,7 @@ def ranks_from_counts(
 
 
 def in_memory(features: np.ndarray) -> RawRows:
-    """A :data:`RawRows` over an in-memory array."""
+    """A `RawRows` over an in-memory array."""
     arr = np.asarray(features)
     return lambda idx: np.asarray(arr[idx], dtype=np.float64)
 

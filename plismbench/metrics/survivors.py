@@ -4,7 +4,7 @@ The intra stage keeps only the *survivors* of a slide's own similarities: ``(que
 candidate c, similarity v)`` with ``v`` at or above the query's lowest threshold. This
 module turns them into ``#{v >= hi[q, l]}`` per (query, partner) plus the band members
 (``lo[q, l] <= v < hi[q, l]``), in O(K log m) for K survivors, chunk by chunk (each
-worker thread places its own chunk; :meth:`RowThresholds.counts` adds them up).
+worker thread places its own chunk; `RowThresholds.counts()` adds them up).
 
 Each row's ``2m`` band edges are sorted together once and offset by 4 q (similarities
 lie in [-2, 2]), so one ``searchsorted`` places every survivor among its own row's
@@ -28,7 +28,7 @@ Band = tuple[np.ndarray, np.ndarray, np.ndarray]
 class RowThresholds:
     """(n, m) bands ``[lo, hi)`` prepared for placing survivors, and their running counts.
 
-    Requires ``lo < hi`` everywhere (as :func:`~plismbench.metrics.exact.thresholds32`
+    Requires ``lo < hi`` everywhere (as `thresholds32()`
     gives, rounding outwards): an inverted band would lose its members silently.
     """
 

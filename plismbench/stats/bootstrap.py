@@ -8,7 +8,7 @@ integer *multiplicities* over the observed pairs, and a statistic over the resam
 pairs is a weighted statistic over the observed ones. All resamples are one
 ``(n_boot, n_pairs)`` matrix; quantiles of all resamples come from one sort, one
 cumulative sum and a bisection over all rows (no loop over resamples or pairs; see
-:mod:`plismbench.stats.wquantiles`).
+`plismbench.stats.wquantiles`).
 
 Weighted quantiles equal NumPy's default (linear) ``np.quantile`` of the pairs repeated
 by their multiplicities, so a resample of weight one everywhere gives the plain median.
@@ -119,7 +119,7 @@ class Bootstrap:
     the leave-one-staining-out and leave-one-scanner-out jackknife: a *replicate vector*
     of length ``n_boot + n_stainings + n_scanners``. Replicate vectors of several
     statistics combine elementwise (a mean of medians, a difference between models)
-    before :meth:`ci` turns them into an interval.
+    before `ci()` turns them into an interval.
     """
 
     def __init__(
@@ -151,7 +151,7 @@ class Bootstrap:
             self._acc = np.int32 if design.n_pairs * top <= INT32_MAX else np.int64
             compact = pair_products(slides, design, smallest_int(top), zero_column=True)
         #: C-ordered, in the smallest integer type (int16 on PLISM), gathered once a metric,
-        #: with a last column of zeros (:mod:`plismbench.stats.bytype` reads it first).
+        #: with a last column of zeros (`plismbench.stats.bytype` reads it first).
         self._compact = compact
         self._work = Workspace()
         self._types, self._type_code = np.unique(design.pair_type, return_inverse=True)
@@ -175,8 +175,8 @@ class Bootstrap:
         return column_quantiles(self._compact, cols, v, qs, self._acc, self._work)
 
     def quantiles_by_type(self, values: np.ndarray, qs: Sequence[float]) -> dict[str, np.ndarray]:
-        """:meth:`quantiles` of every pair type and of ``all``, from one gather and one
-        cumulative sum of the weights (see :mod:`plismbench.stats.bytype`)."""
+        """`quantiles()` of every pair type and of ``all``, from one gather and one
+        cumulative sum of the weights (see `plismbench.stats.bytype`)."""
         out, every = quantiles_by_group(
             self._compact, self.design.n_pairs, self._type_code, self._types.tolist(),
             np.asarray(values), qs, self._acc, self._work,
@@ -224,7 +224,7 @@ class Bootstrap:
     ) -> tuple[float, float]:
         """Percentile interval of the bootstrap, widened around ``estimate`` for few units,
         and kept within ``bounds``, the values the statistic can take
-        (:mod:`plismbench.stats.bounds`)."""
+        (`plismbench.stats.bounds`)."""
         lo, hi = percentile_ci(self.boot(reps), level)
         if not (np.isfinite(estimate) and np.isfinite(lo)):
             return lo, hi

@@ -1,6 +1,6 @@
 """The range each metric can take, so that widened intervals never leave it.
 
-The jackknife widening (:meth:`~plismbench.stats.bootstrap.Bootstrap.widening`) stretches
+The jackknife widening (`widening()`) stretches
 bootstrap deviations around the estimate; near a bound (a top-10 accuracy of 0.99) the
 stretched interval could otherwise reach past it (1.02), a value no model can have.
 """

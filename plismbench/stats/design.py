@@ -1,7 +1,7 @@
 """The experimental design behind the slide pairs: which staining and scanner each slide has.
 
 PLISM's 4,095 slide pairs come from 91 slides, themselves 13 stainings x 7 scanners.
-Stainings and scanners are the units of replication; :class:`Design` indexes every pair
+Stainings and scanners are the units of replication; `Design` indexes every pair
 by its two slides and every slide by its staining and scanner.
 """
 
@@ -93,7 +93,7 @@ def pair_key_column(metrics: pl.DataFrame) -> pl.Series:
 def align(metrics: pl.DataFrame, reference: pl.DataFrame, source: str = "metrics") -> pl.DataFrame:
     """``metrics`` reordered row by row onto the slide pairs of ``reference``.
 
-    Raises :class:`InputError` when the two do not hold the same slide pairs.
+    Raises `InputError` when the two do not hold the same slide pairs.
     """
     mine, ref = pair_key_column(metrics), pair_key_column(reference)
     if mine.n_unique() != metrics.height or set(mine) != set(ref):

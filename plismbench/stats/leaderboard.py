@@ -56,7 +56,7 @@ def leaderboard(
 ) -> pl.DataFrame:
     """One row per evaluated model: ranked group first (best first), then the others.
 
-    Columns: :data:`COLUMNS`. ``*_ci_low`` / ``*_ci_high`` are the 95% intervals of the
+    Columns: `COLUMNS`. ``*_ci_low`` / ``*_ci_high`` are the 95% intervals of the
     score and of its four components, from the hierarchical bootstrap over stainings
     and scanners (``n_boot=0``: no intervals);
     ``group`` numbers the ranked models so that a model is not significantly different

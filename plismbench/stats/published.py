@@ -20,7 +20,7 @@ VALUES = (
     "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
     "top_10_cross_scanner_cross_staining", "leaderboard_metric",
 )  # fmt: skip
-#: Short labels of :data:`VALUES`.
+#: Short labels of `VALUES`.
 LABELS = {
     "cosine_similarity_all": "Cosine",
     "top_10_cross_scanner": "T10 scan",
@@ -39,7 +39,7 @@ def published_source() -> dict[str, Any]:
 
 
 def published_table() -> pl.DataFrame:
-    """One row per published model: ``rank, model, published_name`` and :data:`VALUES`."""
+    """One row per published model: ``rank, model, published_name`` and `VALUES`."""
     rows = published_source()["models"]
     return pl.DataFrame(rows).select("rank", "model", "published_name", *VALUES)
 
@@ -52,7 +52,7 @@ def normalise(name: str) -> str:
 def beside_published(board: pl.DataFrame) -> pl.DataFrame:
     """Each run of a published model beside its published row, with the difference.
 
-    Columns: ``model, published_name, published_rank`` then, for each of :data:`VALUES`,
+    Columns: ``model, published_name, published_rank`` then, for each of `VALUES`,
     ``<value>`` (this run), ``<value>_published`` and ``<value>_diff`` (run minus
     published). Models absent from the published table are left out.
     """

@@ -1,6 +1,6 @@
 """Which evaluations may be ranked together, in what order, and which do not differ.
 
-An :class:`Entry` is one finished evaluation (``<metrics-dir>/<n>_tiles/<model>/``). Its
+An `Entry` is one finished evaluation (``<metrics-dir>/<n>_tiles/<model>/``). Its
 *cohort* is what makes scores comparable: the slide set, the tile subset and the top-k
 list. The ranked group is the cohort with the most complete models (then the most
 slides); other cohorts are listed after it, each model marked ``separate`` with the
@@ -74,7 +74,7 @@ class Entry:
 
 
 def load_entry(folder: Path) -> Entry:
-    """Read one model folder; :class:`InputError` (one line) for damaged outputs."""
+    """Read one model folder; `InputError` (one line) for damaged outputs."""
     try:
         run = json.loads((folder / "run.json").read_text())
         if not isinstance(run, dict):

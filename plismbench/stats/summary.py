@@ -91,9 +91,9 @@ def score_replicates(metrics: pl.DataFrame, boot: Bootstrap) -> tuple[dict[str, 
 def add_ci_columns(
     results: pl.DataFrame, metrics: pl.DataFrame, names: Sequence[str], **options: object
 ) -> pl.DataFrame:
-    """``results.csv``'s table with :data:`CI_COLUMNS` joined on (pair_type, metric).
+    """``results.csv``'s table with `CI_COLUMNS` joined on (pair_type, metric).
 
-    ``options`` go to :func:`results_ci` (``n_boot``, ``seed``, ``level``). About 0.1 s
+    ``options`` go to `results_ci()` (``n_boot``, ``seed``, ``level``). About 0.1 s
     on the full 91-slide design (``benchmarks/bench_stats.py``).
     """
     ci = results_ci(metrics, names, **options).select("pair_type", "metric", *CI_COLUMNS)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ row's cumulative sum; a bisection over all rows at once finds that count in
 ``log2(n)`` gathers of one element per row instead of comparing every column.
 
 Cumulative sums of non-negative weights never exceed the row's total, so they are
-accumulated in int32 (NumPy's fast path) whenever every row total fits; :func:`accumulator`
+accumulated in int32 (NumPy's fast path) whenever every row total fits; `accumulator()`
 checks rather than assumes. On PLISM a hierarchical resample draws 91 slides in all
 (slide weights ``s`` sum to 13 x 7), so a row totals ``(91^2 - sum s^2) / 2 <= 4,095``.
 """
@@ -106,7 +106,7 @@ class Targets(NamedTuple):
 
     @property
     def rows(self) -> np.ndarray:
-        """(2 len(qs), n_ok) the row of every position of :meth:`stacked`."""
+        """(2 len(qs), n_ok) the row of every position of `stacked()`."""
         ok_rows = np.flatnonzero(self.ok)
         return np.broadcast_to(ok_rows, (2 * len(self.hs), len(ok_rows)))
 
@@ -125,7 +125,7 @@ def targets(total: np.ndarray, qs: Sequence[float]) -> Targets:
 
 
 def interpolate(v: np.ndarray, t: Targets, counts: np.ndarray) -> np.ndarray:
-    """(n_rows, len(qs)) quantiles from the sorted values' indices at :meth:`Targets.stacked`.
+    """(n_rows, len(qs)) quantiles from the sorted values' indices at `Targets.stacked()`.
 
     NaN where a row's total weight is zero.
     """

@@ -1,7 +1,7 @@
 """The layout of an evaluation folder: ``<metrics-dir>/<n>_tiles/<model>/``.
 
 One owner for the file names ``evaluate`` writes and every reader reads, for the
-``<n>_tiles`` folder and for choosing one (:func:`resolve_n_tiles`).
+``<n>_tiles`` folder and for choosing one (`resolve_n_tiles()`).
 """
 
 from __future__ import annotations

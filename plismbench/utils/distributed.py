@@ -65,7 +65,7 @@ def init_distributed(device: str | torch.device = "auto") -> DistContext:
 
 
 def shutdown(ctx: DistContext) -> None:
-    """Leave the process group if :func:`init_distributed` created it."""
+    """Leave the process group if `init_distributed()` created it."""
     if ctx.initialised_here and dist.is_initialized():
         dist.destroy_process_group()
 

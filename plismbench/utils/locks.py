@@ -1,10 +1,10 @@
 """Locks for work that two processes could meet on.
 
-- :func:`claim` creates a lock file with ``O_CREAT | O_EXCL``; it holds the owner's pid,
+- `claim()` creates a lock file with ``O_CREAT | O_EXCL``; it holds the owner's pid,
   host and time, so that independent jobs (ranks, a SLURM array, nodes on a shared
   file system) can split work. A lock of a dead process on this host is stale and
   broken; a lock from another host is trusted until released.
-- :func:`folder_lock` takes an exclusive ``fcntl`` lock on a folder's lock file for the
+- `folder_lock()` takes an exclusive ``fcntl`` lock on a folder's lock file for the
   lifetime of a run; the kernel drops it when the process dies.
 """
 
@@ -121,7 +121,7 @@ def folder_lock(
 ) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` for the duration of the block.
 
-    ``wait=False`` fails at once with :class:`LockHeld` naming the holder; ``True``
+    ``wait=False`` fails at once with `LockHeld` naming the holder; ``True``
     waits for ever; a number waits that many seconds.
     """
     base = Path(folder)

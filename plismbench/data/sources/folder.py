@@ -16,7 +16,7 @@ from plismbench.data.sources.base import _Source, _stack
 from plismbench.data.tiles import check_tile
 from plismbench.errors import InputError
 
-#: Image suffixes read by :class:`FolderSource`.
+#: Image suffixes read by `FolderSource`.
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 

@@ -25,7 +25,7 @@ class HubStreamingSource(_ParquetSource):
     (``png`` cast to ``Image(decode=False)``); the PNG bytes are then decoded here. Slides that
     are already done are therefore skipped without fetching or decoding their images.
 
-    Every :meth:`iter_batches` call streams the slide from its first row, so readers must
+    Every `iter_batches()` call streams the slide from its first row, so readers must
     take a slide in one pass (``sequential``), not in parallel segments.
     """
 

@@ -1,7 +1,7 @@
 """Tile corpora for distillation: any folder of images, parquet, tar or h5 shards.
 
 ``open_corpus(spec)`` indexes a corpus once (numpy arrays, cached shard indexes) and gives
-random access to its tiles; :class:`CorpusLoader` streams seeded, resumable, rank-sharded
+random access to its tiles; `CorpusLoader` streams seeded, resumable, rank-sharded
 steps of them through a multi-worker DataLoader. A PLISM tile source is accepted with a
 loud warning: the student would train on the benchmark's own evaluation tiles.
 """

@@ -1,7 +1,7 @@
 """Per-step, per-rank batches of corpus tiles through a multi-worker DataLoader.
 
 Step ``s`` of a global batch ``B`` is stream positions ``s*B .. s*B+B-1``
-(see :class:`.order.StreamOrder`); rank ``r`` of ``world`` takes the contiguous slice
+(see `.order.StreamOrder`); rank ``r`` of ``world`` takes the contiguous slice
 ``r*B/world .. (r+1)*B/world - 1`` of it. The tiles of a step are thus the same whatever
 the number of ranks, and a run resumed at step ``k`` reads exactly what an uninterrupted
 one reads from step ``k`` on. Each DataLoader item is one step's share, read by one worker
@@ -74,7 +74,7 @@ class CorpusLoader:
 
     ``workers`` DataLoader processes (persistent; 0 reads in the calling process) each read
     whole steps, ``prefetch`` steps ahead per worker. ``steps`` bounds the stream (default:
-    endless). Use as an iterable, and :meth:`close` (or ``with``) to stop the workers.
+    endless). Use as an iterable, and `close()` (or ``with``) to stop the workers.
     """
 
     def __init__(

@@ -34,7 +34,7 @@ def warn_plism(where: str) -> None:
 
 
 class PlismCorpus(TileCorpus):
-    """Every tile of every slide of a PLISM :class:`TileSource`, slide by slide."""
+    """Every tile of every slide of a PLISM `TileSource`, slide by slide."""
 
     kind = "plism"
     is_plism = True

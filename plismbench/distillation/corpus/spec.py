@@ -1,4 +1,4 @@
-"""``open_corpus``: a path, a glob or a PLISM tile source -> the matching :class:`TileCorpus`."""
+"""``open_corpus``: a path, a glob or a PLISM tile source -> the matching `TileCorpus`."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def open_corpus(spec: str | Path | TileSource, *, image_column: str = "image") -
 
     ``spec``: a folder tree of images (any names), parquet shards with an ``image_column``,
     uncompressed webdataset-style ``.tar`` shards, ``.h5`` files of tiles (a file, a folder
-    or a glob of shards), or a PLISM :class:`TileSource` (which warns: those are the
+    or a glob of shards), or a PLISM `TileSource` (which warns: those are the
     benchmark's evaluation tiles). A folder's kind is that of the first image or shard file
     of its sorted walk; a folder of images takes every image of the tree.
     """

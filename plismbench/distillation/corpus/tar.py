@@ -3,7 +3,7 @@
 A sample is the members sharing a key (the member's path up to the first dot of its
 file name, as webdataset groups them); its first member with an image extension is the
 tile. Each shard's headers are scanned once, the data offset and size of every tile are
-kept (and cached on disk, see :mod:`.index_cache`), and a tile is then one ``pread``.
+kept (and cached on disk, see `.index_cache`), and a tile is then one ``pread``.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ _ZERO = bytes(512)
 
 
 class _Unusual(Exception):
-    """A header the fast scan leaves to :mod:`tarfile` (pax, GNU long names, base-256)."""
+    """A header the fast scan leaves to `tarfile` (pax, GNU long names, base-256)."""
 
 
 def _scan_headers(path: Path) -> Iterator[tuple[str, int, int]]:
     """(name, data offset, size) of the regular members of a plain ustar/v7 tar.
 
     One ``pread`` of 512 bytes per member and no object per member: several times faster
-    than :mod:`tarfile`, which :func:`index_tar` falls back to on anything unusual.
+    than `tarfile`, which `index_tar()` falls back to on anything unusual.
     """
     with open(path, "rb", buffering=0) as fh:
         fd, pos = fh.fileno(), 0

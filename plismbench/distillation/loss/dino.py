@@ -23,7 +23,7 @@ def dino_loss(
     """``L_dino = (H(t1, s2) + H(t2, s1)) / 2``, averaged over the batch.
 
     ``student_z`` is (2B, d) with view-1 rows first; ``targets(lo, hi)`` must give the
-    teacher targets of the *other* view for those rows (see :func:`cross_view`).
+    teacher targets of the *other* view for those rows (see `cross_view()`).
     """
     return streamed_cross_entropy(student_z, student_w, targets, student_temp)
 
