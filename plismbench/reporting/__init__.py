@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,15 +46,16 @@ def report(
     ``run.json``, ``provenance.json``). Writes ``out`` (default
     ``<metrics_dir>/<n>_tiles/report.html``), self-contained, the same figures as PNG,
     SVG and PDF (300 dpi) in ``<out stem>_files/`` beside it, and each model's
-    ``results.json`` bundle. Raises :class:`InputError` when there is no finished
+    ``results.json`` bundle. Raises `InputError` when there is no finished
     evaluation. ``formats``: the extra figure files (``()`` for PNG only, faster).
     """
+    if out is not None:
+        check_out(Path(out))  # seconds before minutes of drawing
     inputs = load_inputs(metrics_dir, n_tiles)
     html_path = Path(out) if out is not None else inputs.base / REPORT_FILE
     if html_path.is_dir():
         html_path = html_path / REPORT_FILE
-    if html_path.suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"--out {html_path}: expected a .html file")
+    check_out(html_path)
 
     names = [m.name for m in inputs.models]
     colours = figures.model_colours(names)
@@ -147,6 +149,28 @@ def report(
     )  # fmt: skip
     _write(html_path, page.encode("utf-8"))
     return html_path
+
+
+def check_out(path: Path) -> None:
+    """One line (``InputError``) when the report cannot be written at ``path``.
+
+    Checks the suffix and that the nearest existing folder above it takes a file (a
+    probe file, removed at once): nothing is created, so a refused path leaves no trace.
+    """
+    html_path = path / REPORT_FILE if path.is_dir() else path
+    if html_path.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out {html_path}: expected a .html file")
+    existing = next(p for p in (html_path.parent, *html_path.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--out {html_path}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".plismbench-write-test-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(
+            f"--out {html_path}: {existing} is not writable: {exc.strerror or exc}"
+        ) from None
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from plismbench import __version__
+from plismbench.reporting.html import EMPTY_SHA256
 from plismbench.reporting.inputs import ModelRun
 from plismbench.reporting.intervals import Intervals, model_intervals
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED
@@ -47,12 +48,14 @@ def bundle(run: ModelRun, intervals: Intervals | None = None) -> dict[str, Any]:
     names = [n for n in metric_names(run.top_k) if n in run.metrics.columns]
     table = results_ci(run.metrics, names) if names else None
     source = _shared(run, "source")
+    digest = _shared(run, "weights_sha256")
     return {
         "plismbench": __version__,
         "model": run.name,
         "model_hub_id": _shared(run, "hub_id"),
         "model_hub_revision": _shared(run, "hub_revision") or _shared(run, "revision"),
-        "weights_sha256": _shared(run, "weights_sha256"),
+        # a weight-free model records the digest of zero bytes: no weights, no digest
+        "weights_sha256": None if digest == EMPTY_SHA256 else digest,
         "precision": _shared(run, "precision"),
         "dataset": {
             "source": source,

@@ -28,6 +28,13 @@ RGBA = tuple[float, float, float, float]
 DPI = 100
 #: The top-k shown in heatmaps and the scatter (the leaderboard's).
 K = 10
+#: Width (inches) of every figure: at `DPI`, about the report's content width in a
+#: 1,400 px window, so a figure is shown full width at its own size (text not shrunk).
+WIDTH = 13.0
+#: Font size (points) of the numbers in heatmap cells: 10 pt is 14 px at 100 dpi.
+CELL_FONT = 10.0
+#: Beyond this many labels, a heatmap pair is stacked (one above the other), not side by side.
+SIDE_BY_SIDE_MAX = 8
 #: Marker area (points^2) of a model whose parameter count is unknown.
 DEFAULT_MARKER = 160.0
 
@@ -71,7 +78,7 @@ PRINT_DPI = 300
 
 
 def export_bytes(fig: Figure, fmt: str) -> bytes:
-    """The figure as ``svg`` or ``pdf`` bytes at :data:`PRINT_DPI` (no date metadata)."""
+    """The figure as ``svg`` or ``pdf`` bytes at `PRINT_DPI` (no date metadata)."""
     buf = io.BytesIO()
     if fig.get_layout_engine() is not None and getattr(fig, "_plism_drawn", False):
         fig.set_layout_engine("none")  # laid out by the PNG: keep it, skip the solver
@@ -160,7 +167,7 @@ def _heatmap(
     ax.tick_params(which="minor", length=0)
     for side in ax.spines.values():
         side.set_color("#bbbbbb")
-    size = 9 if len(labels) <= 7 else (8 if decimals <= 2 else 7.5)
+    size = CELL_FONT if len(labels) <= SIDE_BY_SIDE_MAX else CELL_FONT - 1
     span = vmax - vmin or 1.0
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -196,17 +203,22 @@ def condition_heatmaps(
     _, cos_m, _ = condition_matrix(run.metrics, "cosine_similarity", by)
     other = "staining" if by == "scanner" else "scanner"
     side = len(labels)
-    cell = 0.56 if side <= 7 else 0.62
-    height = max(4.2, side * cell + 1.6)
-    fig = Figure(figsize=(2 * side * cell + 4.4, height), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, 2)
+    if side <= SIDE_BY_SIDE_MAX:  # two heatmaps side by side, the full width
+        cell = min(0.75, (WIDTH - 5.0) / (2 * side))
+        fig = Figure(figsize=(WIDTH, max(4.2, side * cell + 2.0)), dpi=DPI, layout="constrained")
+        axes = fig.subplots(1, 2)
+    else:  # 13 stainings: one above the other, so cells stay large enough for their numbers
+        cell = 0.55
+        fig = Figure(figsize=(side * cell + 3.6, 2 * side * cell + 3.0), dpi=DPI,
+                     layout="constrained")  # fmt: skip
+        axes = fig.subplots(2, 1)
     _heatmap(
         axes[0],
         fig,
         labels,
         top_m,
         title=f"Median top-{K} accuracy",
-        colour_label=f"top-{K} accuracy (0 to 1)",
+        colour_label=f"top-{K} accuracy",
         vmin=0.0,
         vmax=1.0,
         cmap="viridis",
@@ -218,9 +230,7 @@ def condition_heatmaps(
         labels,
         cos_m,
         title="Median cosine similarity",
-        colour_label="cosine similarity (" + (
-            "this model's range)" if cos_range is None else "same scale for every model)"
-        ),
+        colour_label="cosine, this model" if cos_range is None else "cosine, all models",
         vmin=lo,
         vmax=hi,
         cmap="cividis",
@@ -260,12 +270,12 @@ def scatter_figure(
     leaderboard; marker area grows with the parameter count (hollow when unknown).
     ``errors``: per model, the 95% intervals of x and y, drawn as error bars.
     """
-    fig = Figure(figsize=(10, 7), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(WIDTH, 7.5), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     known = [p for p in params_m.values() if p]
     largest = max(known) if known else None  # zero-parameter baselines get the smallest marker
     tops = ["top_10_cross_scanner", "top_10_cross_staining", "top_10_cross_scanner_cross_staining"]
-    labels: list[tuple[float, float, str]] = []
+    labels: list[tuple[float, float, str, float]] = []
     for row in board.iter_rows(named=True):
         name = row["model"]
         x = row["cosine_similarity_all"]
@@ -293,7 +303,8 @@ def scatter_figure(
                 yerr=[[max(0.0, y - y_lo)], [max(0.0, y_hi - y)]],
                 fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, alpha=0.9, zorder=2,
             )  # fmt: skip
-        labels.append((x, y, f"#{row['rank']} {name} ({param_text(p)})"))
+        radius = math.sqrt(_marker_area(p, largest)) / 2  # points: the label starts beyond it
+        labels.append((x, y, f"#{row['rank']} {name} ({param_text(p)})", radius))
     ax.set_xlabel("Median cosine similarity, all slide pairs (higher is more robust)")
     ax.set_ylabel(
         f"Top-{K} accuracy: mean of the cross-scanner, cross-staining\n"
@@ -346,12 +357,13 @@ def scatter_figure(
     return fig
 
 
-def _place_labels(ax: Axes, labels: list[tuple[float, float, str]]) -> None:
+def _place_labels(ax: Axes, labels: list[tuple[float, float, str, float]]) -> None:
     """Model labels beside their markers, never over each other or out of the axes.
 
     A label goes right of its marker, or left in the right 40% of the axes (so it never
     runs into the legend outside them), and moves down a line while it would overlap
-    one already placed. Positions are compared in points after autoscaling; a label is
+    one already placed; it starts beyond the marker's radius (points), so it never covers
+    its own marker. Positions are compared in points after autoscaling; a label is
     about 5.5 points per character wide and 11 points high at font size 9.
     """
     ax.autoscale_view()
@@ -359,13 +371,13 @@ def _place_labels(ax: Axes, labels: list[tuple[float, float, str]]) -> None:
     to_points = ax.transData.transform
     scale = 72.0 / ax.figure.dpi
     placed: list[tuple[float, float, float]] = []  # left, bottom, width in points
-    for x, y, text in sorted(labels, key=lambda t: -t[1]):
+    for x, y, text, radius in sorted(labels, key=lambda t: -t[1]):
         px, py = (v * scale for v in to_points((x, y)))
         width = 5.5 * len(text)
         left_side = (x - x_lo) / ((x_hi - x_lo) or 1.0) > 0.6
-        dx = -8.0 if left_side else 8.0
+        dx = -(radius + 6.0) if left_side else radius + 6.0
         left = px + dx - (width if left_side else 0.0)
-        dy = 6.0
+        dy = 6.0  # above the horizontal error bar
         for _ in range(12):
             bottom = py + dy
             clash = any(
@@ -405,8 +417,7 @@ def distribution_figure(
     runs = [r for r in runs if metric in r.metrics.columns]
     if not types or not runs:
         return None
-    width = min(16.0, max(7.5, 1.6 + len(types) * (0.5 * len(runs) + 0.7)))
-    fig = Figure(figsize=(width, 5.6), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(WIDTH, 5.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     box_w = 0.8 / len(runs)
     all_values = []

@@ -36,14 +36,16 @@ figure img{display:block;max-width:100%;height:auto}
 figcaption{font-size:13.5px;color:#57606a;margin-top:6px}
 .note{color:#57606a;font-size:14px}
 .prov{overflow-x:auto}
-.grid{display:flex;flex-wrap:wrap;gap:0 16px;align-items:flex-start}
-.grid figure{max-width:100%;box-sizing:border-box}
+.grid{display:block}
+.grid figure{box-sizing:border-box}
+#why table{display:block;max-width:100%;overflow-x:auto}
+dl.defs dt{font-weight:600;margin-top:6px}dl.defs dd{margin:0 0 0 18px}
 .pair{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 .scroll{overflow-x:auto;max-width:100%}
 #leaderboard{font-size:13px}#leaderboard th,#leaderboard td{padding:4px 6px}
 #leaderboard td.l:last-child{max-width:170px}
 #leaderboard .cis{font-size:10.5px;color:#57606a;letter-spacing:-.3px;white-space:nowrap}
-#leaderboard td.l:nth-child(2){max-width:200px;overflow-wrap:anywhere}
+#leaderboard td.l:nth-child(2){max-width:200px;overflow-wrap:normal;word-break:normal}
 tr.off td{color:#6e7781}
 .demo{background:#fff4ce;border:1px solid #d4a72c;border-radius:6px;padding:10px 16px;
 margin-top:12px;font-size:15px}
@@ -74,11 +76,29 @@ def _figure(image: Image | None, missing: str) -> str:
     )
 
 
+def _path(path: object) -> str:
+    """A file path, escaped, that may wrap after each ``/`` (never inside a name)."""
+    return escape(str(path)).replace("/", "/<wbr>")
+
+
 def _full(value: Any) -> str:
     """A float at full precision (shortest round-trip repr)."""
     if isinstance(value, float):
         return "n/a" if not np.isfinite(value) else repr(value)
     return escape(str(value))
+
+
+def p_value(p: float | None) -> str:
+    """A p-value at 2 significant digits, ``<0.001`` below 0.001, ``n/a`` when missing."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    if p < 0.001:
+        return "&lt;0.001"
+    return f"{p:#.2g}"  # "#" keeps the trailing zero: 0.0080, 0.50
+
+
+#: SHA-256 of zero bytes: what a model without weights records as its weights' digest.
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def _params(params_m: float | None) -> str:
@@ -170,7 +190,8 @@ def _quiet(meta: dict[str, str]) -> dict[str, str]:
     """Drop noise: creation times, and the mean/std of models that do not normalise."""
     raw = meta.get("normalise", "").lower() in ("false", "0", "none", "")
     return {
-        k: v for k, v in meta.items()
+        k: ("none (no weights)" if k == "weights_sha256" and v == EMPTY_SHA256 else v)
+        for k, v in meta.items()
         if k not in NOISE and not (raw and "normalise" in meta and k in ("mean", "std"))
     }  # fmt: skip
 
@@ -237,6 +258,49 @@ def run_table(run: ModelRun) -> str:
     )
 
 
+#: Terms of the report, each with an anchor (``#def-<id>``) that the sections link to.
+GLOSSARY: tuple[tuple[str, str, str], ...] = (
+    ("top-k", "Top-k accuracy",
+     "For a tile of one slide, whether the same tile of the other slide is among its k "
+     "nearest tiles (cosine) of that slide; the median over slide pairs of the mean over tiles."),
+    ("cosine", "Cosine similarity",
+     "The cosine between a tile's two feature vectors on the two slides of a pair, averaged "
+     "over tiles; 1 means the features did not move."),
+    ("pair-types", "Pair types",
+     "Cross-scanner: same staining, two scanners. Cross-staining: same scanner, two "
+     "stainings. Both: the slides differ in staining and scanner."),
+    ("ci", "95% interval (CI)",
+     "From the hierarchical bootstrap over stainings and scanners: what another draw of "
+     "protocols and scanners could give (docs: Statistics)."),
+    ("holm", "Holm correction",
+     "Multiplies the ordered p-values of a family of comparisons so that the chance of any "
+     "false discovery stays under 5%."),
+    ("ri", "RI (robustness index)",
+     "PathoROB's index: among a tile's nearest neighbours, the share that come from the same "
+     "tissue rather than the same staining or scanner; above 0.5, biology outweighs the "
+     "confounder."),
+    ("global-top-k", "Global top-k",
+     "The share of tiles whose k nearest neighbours, searched among the sampled tiles of "
+     "every slide at once (not one slide pair at a time), include the same tissue location "
+     "on another slide."),
+)  # fmt: skip
+
+
+def glossary_section() -> str:
+    """The definitions that abbreviations across the page link to (``#def-<id>``)."""
+    items = "".join(
+        f'<dt id="def-{key}">{escape(term)}</dt><dd>{escape(text)}</dd>'
+        for key, term, text in GLOSSARY
+    )
+    return f'<section id="definitions"><h2>Definitions</h2><dl class="defs">{items}</dl></section>'
+
+
+def term(key: str, text: str | None = None) -> str:
+    """A link to the definition of ``key`` in `GLOSSARY`."""
+    label = text or next(t for k, t, _ in GLOSSARY if k == key)
+    return f'<a href="#def-{key}">{escape(label)}</a>'
+
+
 DEMO_BANNER = (
     '<p class="demo"><strong>Demo data.</strong> These results come from the offline demo: '
     "a synthetic PLISM made from one CC0 H&amp;E crop, weight-free colour-histogram "
@@ -257,34 +321,37 @@ def render(
 ) -> str:
     """The whole page; ``sections`` (id, title, html) follow the leaderboard."""
     models = inputs.models
+    kind = "demo " if demo else ""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>plismbench report: {inputs.n_tiles} tiles per slide</title>",
+        f"<title>plismbench {kind}report: {inputs.n_tiles} tiles per slide</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<header><h1>plismbench report</h1>",
+        f"<header><h1>plismbench {kind}report</h1>",
         f"<p>Robustness to staining and scanner shifts on PLISM: {len(models)} model"
         f"{'s' if len(models) != 1 else ''}, {inputs.n_tiles} tiles per slide. "
         f"Generated {now} by plismbench {__version__} from "
-        f"<code>{escape(str(inputs.base))}</code>.</p></header><main>",
+        f"<code>{_path(inputs.base)}</code>.</p></header><main>",
         *([DEMO_BANNER] if demo else []),
         '<nav><a href="#leaderboard-section">Leaderboard</a>'
         + "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title, _ in sections)
         + '<a href="#scatter">Cosine vs top-10</a>'
         '<a href="#distributions">Distributions</a><a href="#heatmaps">Heatmaps</a>'
-        '<a href="#provenance">Provenance</a></nav>',
+        '<a href="#provenance">Provenance</a><a href="#definitions">Definitions</a></nav>',
         '<section id="leaderboard-section"><h2>Leaderboard</h2>',
         '<p class="note">The reference leaderboard metric (Score) is the mean of four medians '
-        "over slide pairs: cosine similarity over all pairs (Cosine all), and top-10 accuracy "
-        "over cross-scanner pairs of the same staining (Top-10 scanner), cross-staining pairs "
+        f"over slide pairs: {term('cosine', 'cosine similarity')} over all pairs (Cosine all), "
+        f"and {term('top-k', 'top-10 accuracy')} over cross-scanner pairs of the same "
+        "staining (Top-10 scanner), cross-staining pairs "
         "from the same scanner (Top-10 staining) and pairs that differ in both (Top-10 both). "
         "Higher is more robust. Values "
         "at 3 decimals (full precision in the tooltip and in leaderboard.csv), each with its "
-        "95% interval underneath, from a bootstrap over stainings and scanners. Models in "
-        "the same group are not significantly different from the group's first model "
-        "(Holm, alpha 0.05). The best ranked value of each column is in bold; incomplete "
+        f"{term('ci', '95% interval')} underneath, from a bootstrap over stainings and "
+        "scanners. Models in the same group are not significantly different from the group's "
+        f"first model ({term('holm', 'Holm')}, alpha 0.05). The best ranked value of each "
+        "column is in bold; incomplete "
         "models and models evaluated on other slides, tiles or top-k lists are listed after, "
         "greyed, with the reason.</p>",
         leaderboard_table(inputs),
@@ -307,7 +374,8 @@ def render(
         '<p class="note">Scanner vs scanner: pairs of slides with the same staining, each cell '
         "the median over stainings. Staining vs staining: pairs with the same scanner, each cell "
         "the median over scanners. Top-10 accuracy uses a fixed 0 to 1 colour scale; cosine "
-        "similarity uses each model's own range (cosine levels differ between feature spaces). "
+        "similarity uses one scale shared by every model, from the lowest to the highest cell "
+        "of any model, so equal colours mean equal values across models. "
         "Blank cells have no slide pair.</p>",
     ]
     for run in models:
@@ -330,10 +398,10 @@ def render(
     for run in models:
         parts += [
             f"<h3>{escape(run.name)}</h3>",
-            f'<p class="note">Outputs: <code>{escape(str(run.folder))}</code>. Parameters: '
+            f'<p class="note">Outputs: <code>{_path(run.folder)}</code>. Parameters: '
             f"{_params(run.params_m)}.</p>",
             f'<div class="pair"><div>{run_table(run)}</div>',
             f"<div>{provenance_table(run)}</div></div>",
         ]
-    parts.append("</section></main></body></html>\n")
+    parts += ["</section>", glossary_section(), "</main></body></html>\n"]
     return "\n".join(parts)

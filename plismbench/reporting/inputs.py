@@ -51,14 +51,14 @@ class ReportInputs:
     n_tiles: int
     #: ``<metrics-dir>/<n>_tiles``.
     base: Path
-    #: :func:`plismbench.leaderboard`'s table, best first.
+    #: `plismbench.leaderboard()`'s table, best first.
     board: pl.DataFrame
     #: Finished models in leaderboard order.
     models: list[ModelRun]
 
 
 def load_inputs(metrics_dir: str | os.PathLike[str], n_tiles: int | None = None) -> ReportInputs:
-    """Read the leaderboard and every finished model; :class:`InputError` if there is none."""
+    """Read the leaderboard and every finished model; `InputError` if there is none."""
     root = Path(metrics_dir)
     if not root.is_dir():
         raise InputError(f"{root}: metrics directory not found")

@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from plismbench.errors import InputError
+from plismbench.reporting.html import p_value, term
 from plismbench.reporting.inputs import ReportInputs
 
 #: Model folders of the offline demo (``plismbench run`` with no model).
 DEMO_MODELS = ("hed-histogram", "rgb-histogram", "vit-tiny-random")
+#: The documentation's pages, as linked from the report.
+DOCS = "https://github.com/plismbench/plismbench/blob/main/docs"
 #: Most ranked models compared pairwise in the report (the CSV of ``compare`` has any).
 MAX_COMPARED = 6
 
@@ -72,7 +75,8 @@ def published_section(inputs: ReportInputs) -> Section | None:
     body = (
         f'<p class="note">Published: {escape(src["source"])}, {src["n_tiles"]:,} tiles per '
         "slide, 3 decimals. This run: its value (difference to the published one). Agreement "
-        "to expect and why a faithful run differs: docs <em>Published scores</em>."
+        "to expect and why a faithful run differs: the documentation's page "
+        f'<a href="{DOCS}/published.md"><em>Published scores</em></a>.'
         f"{warn}</p>"
         '<div class="scroll"><table id="published"><thead><tr><th class="l">Model</th>'
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
@@ -108,13 +112,14 @@ def compare_section(inputs: ReportInputs) -> Section | None:
             f'<tr><td class="l">{escape(r["model_a"])} &minus; {escape(r["model_b"])}</td>'
             f'<td class="l">{escape(what)}</td>'
             f"<td>{_f(r['difference'], True)} [{_f(r['ci_low'], True)}, "
-            f"{_f(r['ci_high'], True)}]</td><td>{r['p_bootstrap_holm']:.3g}</td>"
-            f"<td>{'n/a' if wil != wil else (f'{wil:.2g}' if wil > 0 else '&lt;1e-300')}</td>"
+            f"{_f(r['ci_high'], True)}]</td><td>{p_value(r['p_bootstrap_holm'])}</td>"
+            f"<td>{p_value(wil)}</td>"
             f"<td>{'yes' if r['significant'] else 'no'}</td></tr>"
         )
     body = (
-        '<p class="note">Differences of medians on the same slide pairs, with 95% intervals '
-        "and p-values from the bootstrap over stainings and scanners, Holm-corrected across "
+        '<p class="note">Differences of medians on the same slide pairs, with '
+        f"{term('ci', '95% intervals')} and p-values (2 significant digits) from the "
+        f"bootstrap over stainings and scanners, {term('holm', 'Holm')}-corrected across "
         "the comparisons. The Wilcoxon signed-rank test over slide pairs is the H0-mini "
         "paper's; it treats the pairs as independent, so its p-values are far too small. "
         "Every metric and pair type: <code>plismbench compare</code>.</p>"

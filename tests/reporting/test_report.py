@@ -86,12 +86,12 @@ def test_report_writes_html_and_pngs(report_html: Path, metrics_dir: Path) -> No
         pixels = np.asarray(image.convert("L"), dtype=float)
         assert pixels.std() > 10, f"{name} looks blank"
     scatter = Image.open(io.BytesIO(pngs["scatter_cosine_top10.png"]))
-    assert scatter.size == (10 * figures.DPI, 7 * figures.DPI)
+    assert scatter.size == (round(figures.WIDTH * figures.DPI), round(7.5 * figures.DPI))
 
 
 def test_html_is_self_contained(report_html: Path) -> None:
     html = report_html.read_text(encoding="utf-8")
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert not re.search(r"""src\s*=\s*["']?(https?:)?//""", html)  # links may leave, loads not
     assert "url(" not in html and "@import" not in html
     assert "<script" not in html and "<link" not in html and "<iframe" not in html
     srcs = re.findall(r'<img[^>]+src="([^"]*)"', html)
@@ -110,7 +110,7 @@ def test_report_content(report_html: Path, metrics_dir: Path) -> None:
     assert len(partial) == 1  # 2 x 2 is drawn too, as a 2 x 2
     size = Image.open(files_dir(report_html) / partial[0]).size
     full = next(f for f in files if f.endswith("_good_scanners.png"))
-    assert size[0] < Image.open(files_dir(report_html) / full).size[0]
+    assert size[1] < Image.open(files_dir(report_html) / full).size[1]  # same width, fewer rows
     # Provenance of ``good`` (meta.json) and its absence for the others.
     assert "ab" * 32 in html and "versions.torch" in html and "/data/plism" in html
     assert html.count("provenance is unknown") == 2
@@ -194,3 +194,71 @@ def test_cli(tiny_metrics_dir: Path, tmp_path: Path) -> None:
     assert "cli.html" in res.output and out.is_file()
     res = runner.invoke(app, ["report", "--metrics-dir", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "metrics directory not found" in res.output
+
+
+def test_p_values_have_two_significant_digits() -> None:
+    from plismbench.reporting.html import p_value
+
+    got = [p_value(p) for p in (0.00799, 0.003, 0.0829, 0.5, 1.0, 0.001, 0.00099, 0.0, None)]
+    want = ["0.0080", "0.0030", "0.083", "0.50", "1.0", "0.0010", "&lt;0.001", "&lt;0.001"]
+    assert got == [*want, "n/a"]
+    assert p_value(float("nan")) == "n/a"
+
+
+def test_weight_free_models_show_no_digest() -> None:
+    import hashlib
+
+    from plismbench.reporting.html import EMPTY_SHA256, _quiet
+
+    assert hashlib.sha256(b"").hexdigest() == EMPTY_SHA256
+    assert _quiet({"weights_sha256": EMPTY_SHA256})["weights_sha256"] == "none (no weights)"
+    assert _quiet({"weights_sha256": "ab" * 32})["weights_sha256"] == "ab" * 32
+
+
+def test_one_colour_scale_statement_and_linked_terms(report_html: Path) -> None:
+    html = report_html.read_text(encoding="utf-8")
+    assert "own range" not in html  # the cosine scale is shared; the colourbars say so
+    assert "one scale shared by every model" in html
+    links = set(re.findall(r'href="#(def-[a-z0-9-]+)"', html))
+    assert {"def-top-k", "def-ci", "def-holm", "def-cosine"} <= links
+    assert all(f'id="{d}"' in html for d in links)  # every link has its definition
+    assert all(f'id="def-{k}"' in html for k in ("ri", "global-top-k"))
+    assert "<title>plismbench report" in html and "demo" not in html.split("</title>")[0]
+
+
+def test_heatmap_numbers_are_readable_at_1400px() -> None:
+    """Cell numbers are at least 11 px on the page (content 1,314 px wide at 1,400)."""
+    from matplotlib.text import Text
+
+    from plismbench.reporting.inputs import ModelRun
+
+    for stainings, scanners, by in ((STAININGS, SCANNERS[:2], "staining"),
+                                    (STAININGS[:2], SCANNERS, "scanner")):  # fmt: skip
+        run = ModelRun("m", Path("."), _pairs(stainings, scanners), pl.DataFrame(), {})
+        fig = figures.condition_heatmaps(run, by)
+        assert fig is not None
+        width_px = fig.get_figwidth() * figures.DPI
+        shown = min(1.0, 1314 / width_px)
+        cells = [t for ax in fig.axes for t in ax.texts if isinstance(t, Text)]
+        assert len(cells) >= 2 * 2  # the numbers are there
+        smallest = min(t.get_fontsize() for t in cells) * figures.DPI / 72 * shown
+        assert smallest >= 11, (by, smallest)
+        assert width_px <= 1314 + 1  # never shrunk to fit
+
+
+def test_report_out_is_checked_before_drawing(
+    tiny_metrics_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_drawing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("drew a figure before checking --out")
+
+    monkeypatch.setattr(figures, "scatter_figure", no_drawing)
+    monkeypatch.setattr(plismbench.reporting, "load_inputs", no_drawing)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for bad in ("/proc/x/r.html", str(blocker / "r.html")):
+        args = ["report", "--metrics-dir", str(tiny_metrics_dir), "--out", bad]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        assert len(res.output.strip().splitlines()) == 1 and "--out" in res.output, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing created

@@ -167,3 +167,75 @@ def test_leaderboard_fits_900px_and_scrolls_when_narrow(
     # The new figures are on the page: the scatter with error bars and every heatmap.
     assert "scatter_cosine_top10.png" in wide["svgs"]
     assert sum(f.endswith("_stainings.png") for f in wide["svgs"]) == 3
+
+
+FIT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var doc = document.documentElement, out = {width: doc.clientWidth, pageScroll: doc.scrollWidth,
+    overflow: [], broken: [], overlaps: []};
+  function scrolls(el) {
+    for (var e = el; e && e !== document.body; e = e.parentElement) {
+      var o = getComputedStyle(e).overflowX;
+      if (o === "auto" || o === "scroll") return true;
+    }
+    return false;
+  }
+  // 1. No element sticks out of the window, unless it sits in a box that scrolls.
+  document.querySelectorAll("main *, header *").forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width && r.right > doc.clientWidth + 0.5 && !scrolls(el))
+      out.overflow.push(el.tagName + "#" + el.id + "." + el.className + " right " + r.right);
+  });
+  // 2. No word is split over two lines (a break inside a word, e.g. 'histog|ram').
+  var walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+  for (var node; (node = walker.nextNode());) {
+    var re = /[^\\s\\-\\u2013\\/]+/g, m;
+    while ((m = re.exec(node.data))) {
+      if (m[0].length < 4) continue;
+      var range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      var tops = {};
+      Array.prototype.forEach.call(range.getClientRects(), function (c) {
+        if (c.width > 0) tops[Math.round(c.top)] = 1; });
+      if (Object.keys(tops).length > 1) out.broken.push(m[0]);
+    }
+  }
+  // 3. Blocks of the page (headings, paragraphs, tables, figures) never overlap.
+  var blocks = Array.prototype.slice.call(document.querySelectorAll(
+    "main h2, main h3, main p, main table, main figure, main nav, main dl"));
+  for (var i = 0; i < blocks.length; i++) for (var j = i + 1; j < blocks.length; j++) {
+    var a = blocks[i], b = blocks[j];
+    if (a.contains(b) || b.contains(a)) continue;
+    var p = a.getBoundingClientRect(), q = b.getBoundingClientRect();
+    var w = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+    var h = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+    if (w > 1 && h > 1) out.overlaps.push(a.tagName + "/" + b.tagName + " " + w + "x" + h);
+  }
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script></body>"""
+
+
+@pytest.mark.parametrize("width", [700, 1400])
+def test_no_overflow_overlap_or_broken_words(
+    browser: str, report_html: Path, tmp_path: Path, width: int
+) -> None:
+    """At 700 and 1,400 px: nothing sticks out of the window (tables scroll in their own box),
+    no word breaks across lines (model names stay whole), and no two blocks overlap."""
+    page = tmp_path / f"fit{width}.html"
+    page.write_text(report_html.read_text(encoding="utf-8").replace("</body>", FIT_PROBE), "utf-8")
+    res = _chromium(
+        browser, tmp_path / f"profile-fit-{width}", f"--window-size={width},900",
+        "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+    )  # fmt: skip
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"the probe did not run; DOM starts: {res.stdout[:500]}"
+    fit = json.loads(htmllib.unescape(found.group(1)))
+    assert fit["pageScroll"] <= fit["width"], fit  # no horizontal scrolling of the page
+    assert fit["overflow"] == [], fit["overflow"][:10]
+    assert fit["broken"] == [], fit["broken"][:10]
+    assert fit["overlaps"] == [], fit["overlaps"][:10]
