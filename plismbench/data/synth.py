@@ -3,10 +3,10 @@
 Stainings are simulated in HED space (Ruifrok-Johnston colour deconvolution): per protocol, the
 stain vectors are slightly perturbed and the H, E and D concentrations are scaled by an
 ``alpha`` in [0.8, 1.2] and shifted by a ``beta`` under 0.01. Scanners are a colour response
-(a 3x3 matrix near the identity and a gamma), blur or sharpening, sensor noise and JPEG
-compression. Everything is deterministic for a seed, and the output has the names and formats
-of the Hub data (h5, tiles-dataset parquet, image folder), so every reader and the whole
-benchmark run on it offline.
+(a 3x3 matrix near the identity and a gamma), blur or sharpening, sensor noise, JPEG
+compression and a misregistration of a few pixels. Everything is deterministic for a seed,
+and the output has the names and formats of the Hub data (h5, tiles-dataset parquet, image
+folder), so every reader and the whole benchmark run on it offline.
 """
 
 from __future__ import annotations
@@ -50,6 +50,20 @@ _RGB_FROM_HED = np.array(
 )
 _LOG_ADJUST = float(np.log(1e-6))
 
+#: How far stainings vary: ``vectors`` relative perturbation of the stain vectors,
+#: ``alpha`` of the H and E concentration scales (1 +- alpha), ``beta`` the absolute H and E shift.
+STAINING_STRENGTH: dict[str, float] = {"vectors": 0.06, "alpha": 0.2, "beta": 0.008}
+#: How far scanners vary: ``colour`` the off-identity range of the 3x3 colour response,
+#: ``gamma`` (1 +- gamma), ``blur`` the strongest 3-tap blur weight (sharpening to -0.12),
+#: ``noise`` the largest sensor noise in 0-255 units (from 0.5), ``jpeg_min`` the lowest
+#: JPEG quality (to 95), ``shift`` the misregistration in pixels (random direction).
+#: Strong enough that the demo separates its models (before issue 23: colour 0.04,
+#: gamma 0.1, blur 0.2, noise 2, JPEG from 75, no shift; every model then retrieved
+#: every tile across scanners).
+SCANNER_STRENGTH: dict[str, float] = {
+    "colour": 0.08, "gamma": 0.2, "blur": 0.3, "noise": 4.0, "jpeg_min": 50, "shift": 6.0,
+}  # fmt: skip
+
 
 def _rng(seed: int, *names: str) -> np.random.Generator:
     """A generator that depends only on the seed and the names (not on Python's hash)."""
@@ -85,9 +99,11 @@ class StainingModel:
     def make(cls, name: str, seed: int) -> StainingModel:
         """Deterministic parameters for a staining name and a seed."""
         rng = _rng(seed, "staining", name)
-        vectors = _normalise_rows(_RGB_FROM_HED * rng.uniform(0.94, 1.06, size=(3, 3)))
-        alpha = np.array([*rng.uniform(0.8, 1.2, 2), rng.uniform(0.95, 1.05)], np.float32)
-        beta = np.array([*rng.uniform(-0.008, 0.008, 2), rng.uniform(-0.003, 0.003)], np.float32)
+        s = STAINING_STRENGTH
+        v, a, b = s["vectors"], s["alpha"], s["beta"]
+        vectors = _normalise_rows(_RGB_FROM_HED * rng.uniform(1 - v, 1 + v, size=(3, 3)))
+        alpha = np.array([*rng.uniform(1 - a, 1 + a, 2), rng.uniform(0.95, 1.05)], np.float32)
+        beta = np.array([*rng.uniform(-b, b, 2), rng.uniform(-0.003, 0.003)], np.float32)
         return cls(name, vectors, alpha, beta)
 
     def apply(self, hed: np.ndarray) -> np.ndarray:
@@ -105,30 +121,51 @@ class ScannerModel:
     blur: float
     noise: float
     jpeg_quality: int
+    #: Misregistration: the image content moved by (dx, dy) pixels (edges repeated).
+    shift: tuple[int, int] = (0, 0)
 
     @classmethod
     def make(cls, name: str, seed: int) -> ScannerModel:
         """Deterministic parameters for a scanner name and a seed."""
         rng = _rng(seed, "scanner", name)
-        matrix = np.eye(3) + rng.uniform(-0.04, 0.04, size=(3, 3))
+        s = SCANNER_STRENGTH
+        c, g = s["colour"], s["gamma"]
+        matrix = np.eye(3) + rng.uniform(-c, c, size=(3, 3))
         return cls(
             name,
             matrix=(matrix / matrix.sum(axis=1, keepdims=True)).astype(np.float32),
-            gamma=float(rng.uniform(0.9, 1.1)),
-            blur=float(rng.uniform(-0.12, 0.2)),
-            noise=float(rng.uniform(0.5, 2.0) / 255.0),
-            jpeg_quality=int(rng.integers(75, 96)),
+            gamma=float(rng.uniform(1 - g, 1 + g)),
+            blur=float(rng.uniform(-0.12, s["blur"])),
+            noise=float(rng.uniform(0.5, s["noise"]) / 255.0),
+            jpeg_quality=int(rng.integers(int(s["jpeg_min"]), 96)),
+            shift=_shift(s["shift"], rng) if s["shift"] else (0, 0),
         )
 
     def apply(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """float32 RGB (n, H, W, 3) in [0, 1] -> uint8 tiles as this scanner would save them."""
-        x = np.clip(rgb @ self.matrix.T, 0.0, 1.0)
+        x = _translate(np.clip(rgb @ self.matrix.T, 0.0, 1.0), *self.shift)
         x **= np.float32(self.gamma)
         x = _smooth(x, self.blur, axis=1)
         x = _smooth(x, self.blur, axis=2)
         x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(self.noise)
         tiles = np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.stack([_jpeg(t, self.jpeg_quality) for t in tiles])
+
+
+def _shift(pixels: float, rng: np.random.Generator) -> tuple[int, int]:
+    """A displacement of ``pixels`` length in a random direction, rounded to whole pixels."""
+    angle = rng.uniform(0.0, 2 * np.pi)
+    return round(pixels * np.cos(angle)), round(pixels * np.sin(angle))
+
+
+def _translate(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """(n, H, W, C) images moved by (dx, dy) pixels, edges repeated."""
+    if dx == 0 and dy == 0:
+        return x
+    p = max(abs(dx), abs(dy))
+    padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="edge")
+    h, w = x.shape[1:3]
+    return padded[:, p - dy : p - dy + h, p - dx : p - dx + w]
 
 
 def _smooth(x: np.ndarray, a: float, axis: int) -> np.ndarray:

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import polars as pl
+
+#: The leaderboard's four components.
+COMPONENTS = (
+    "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
+    "top_10_cross_scanner_cross_staining",
+)  # fmt: skip
+
+
+def _assert_models_separate(board: pl.DataFrame) -> None:
+    """The demo teaches what the benchmark distinguishes: its shifts are strong enough that
+    top-10 retrieval fails for some model across scanners and for some across stainings,
+    the three models get three ranks, the last is significantly worse than the first (another
+    group), and on some component two models' 95% intervals do not even overlap."""
+    assert board.height == 3 and sorted(board["rank"].to_list()) == [1, 2, 3]
+    assert board["top_10_cross_scanner"].min() < 0.95  # type: ignore[operator]
+    assert board["top_10_cross_staining"].min() < 0.95  # type: ignore[operator]
+    ranked = board.sort("rank")
+    assert ranked["group"][0] != ranked["group"][2]
+
+    def disjoint_pairs(c: str) -> int:
+        spans = list(zip(board[f"{c}_ci_low"], board[f"{c}_ci_high"], strict=True))
+        return sum(a[1] < b[0] or b[1] < a[0] for a, b in itertools.combinations(spans, 2))
+
+    assert sum(disjoint_pairs(c) for c in COMPONENTS) >= 1, board.select("model", *COMPONENTS)
 
 
 def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
@@ -24,6 +51,8 @@ def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     assert report.is_file() and report.stat().st_size > 100_000
     board = (base / "leaderboard.csv").read_text().splitlines()
     assert len(board) == 4
+    _assert_models_separate(pl.read_csv(base / "leaderboard.csv"))
+    assert "<title>plismbench demo report" in report.read_text(encoding="utf-8")
     run = json.loads((base / "hed-histogram" / "run.json").read_text())
     assert run["n_slides"] == 91 and run["n_pairs"] == 4095
     assert not (tmp_path / "out" / "data" / "synthetic").exists()  # demo tiles cleaned up
