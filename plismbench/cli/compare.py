@@ -10,6 +10,7 @@ from rich.console import Console
 
 from plismbench.cli.app import app
 from plismbench.cli.options import MetricsDir, NTilesFolder
+from plismbench.stats.bootstrap import N_BOOT, SEED
 
 stdout = Console()
 
@@ -23,8 +24,8 @@ def compare(
         Path | None,
         typer.Option(help="CSV to write (default: <metrics-dir>/<n>_tiles/compare.csv)."),
     ] = None,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = N_BOOT,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = SEED,
 ) -> None:
     """Paired differences on the same slide pairs, with CIs and Holm-corrected tests."""
     from rich.table import Table
@@ -76,7 +77,7 @@ def breakdown(
         Path | None,
         typer.Option(help="CSV to write (default: <model folder>/breakdown.csv)."),
     ] = None,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = N_BOOT,
 ) -> None:
     """Medians per staining, per scanner (and per tissue), each with its 95% CI."""
     import polars as pl

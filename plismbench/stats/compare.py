@@ -19,7 +19,8 @@ import numpy as np
 import polars as pl
 
 from plismbench.errors import InputError
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
+from plismbench.metrics.aggregate import pair_type_order
+from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, SCORE, present_metrics
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import difference_bounds
 from plismbench.stats.design import align, design_from_metrics
@@ -27,8 +28,6 @@ from plismbench.stats.multitest import holm
 from plismbench.stats.ranking import Entry, load_entry
 from plismbench.stats.summary import score_replicates
 
-#: The pseudo metric and pair type of the leaderboard score's row.
-SCORE = "leaderboard_metric"
 ALPHA = 0.05
 _FIXED = ("slide_a", "slide_b", "staining_a", "scanner_a", "staining_b", "scanner_b", "pair_type")
 
@@ -135,13 +134,7 @@ def compare_entries(
 
 
 def _metric_columns(columns: Sequence[str]) -> list[str]:
-    wanted = ["cosine_similarity"]
-    wanted += sorted(
-        (c for c in columns if c.startswith("top_") and c.endswith("_accuracy")),
-        key=lambda c: int(c[4:-9]) if c[4:-9].isdigit() else 0,
-    )
-    wanted += ["mrr", "median_rank"]
-    return [c for c in wanted if c in columns and c not in _FIXED]
+    return [c for c in present_metrics(columns) if c not in _FIXED]
 
 
 def _row(

@@ -21,6 +21,8 @@ import polars as pl
 from tabulate import tabulate
 
 from plismbench.errors import InputError
+from plismbench.metrics.catalogue import COMPONENT_LABELS, COMPONENTS, SCORE
+from plismbench.stats.bootstrap import N_BOOT, SEED
 from plismbench.stats.ranking import Entry, load_entry, order_entries
 from plismbench.store.evaluation import (
     LEADERBOARD_CSV,
@@ -36,13 +38,9 @@ NAN = float("nan")
 ALPHA = 0.05
 #: Columns of the leaderboard, in order.
 COLUMNS = (
-    "rank", "model", "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
-    "top_10_cross_scanner_cross_staining", "leaderboard_metric", "leaderboard_metric_ci_low",
-    "leaderboard_metric_ci_high", "group", "status", "complete", "note", "n_slides",
-    "cosine_similarity_all_ci_low", "cosine_similarity_all_ci_high",
-    "top_10_cross_scanner_ci_low", "top_10_cross_scanner_ci_high",
-    "top_10_cross_staining_ci_low", "top_10_cross_staining_ci_high",
-    "top_10_cross_scanner_cross_staining_ci_low", "top_10_cross_scanner_cross_staining_ci_high",
+    "rank", "model", *COMPONENT_LABELS, SCORE, f"{SCORE}_ci_low", f"{SCORE}_ci_high",
+    "group", "status", "complete", "note", "n_slides",
+    *(f"{c}_ci_{side}" for c in COMPONENT_LABELS for side in ("low", "high")),
 )  # fmt: skip
 
 
@@ -51,8 +49,8 @@ def leaderboard(
     n_tiles: int | None = None,
     *,
     write: bool = True,
-    n_boot: int = 1000,
-    seed: int = 0,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
 ) -> pl.DataFrame:
     """One row per evaluated model: ranked group first (best first), then the others.
 
@@ -101,8 +99,8 @@ def _row(rank: int, e: Entry) -> dict[str, object]:
         "rank": rank,
         "model": e.name,
         **e.components,
-        "leaderboard_metric_ci_low": e.ci[0],
-        "leaderboard_metric_ci_high": e.ci[1],
+        f"{SCORE}_ci_low": e.ci[0],
+        f"{SCORE}_ci_high": e.ci[1],
         "group": e.group,
         "status": e.status,
         "complete": e.complete and not e.partial,
@@ -110,7 +108,7 @@ def _row(rank: int, e: Entry) -> dict[str, object]:
         "n_slides": e.n_slides,
         **{
             f"{k}_ci_{side}": e.component_ci.get(k, (NAN, NAN))[i]
-            for k in e.components if k != "leaderboard_metric"
+            for k in e.components if k != SCORE
             for i, side in enumerate(("low", "high"))
         },
     }
@@ -125,21 +123,25 @@ def fmt_score(value: float | None, lo: float | None = None, hi: float | None = N
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _score_cells(r: dict[str, Any]) -> list[str]:
+    """The four components, then the score with its interval."""
+    return [
+        *(fmt_score(r[c]) for c in COMPONENT_LABELS),
+        fmt_score(r[SCORE], r[f"{SCORE}_ci_low"], r[f"{SCORE}_ci_high"]),
+    ]
+
+
 def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
     """The leaderboard as a markdown table (3 decimals; the CSV has full precision)."""
     headers = [
-        "Rank", "Model", "Cosine (all)", "Top-10 cross-scanner", "Top-10 cross-staining",
-        "Top-10 cross-both", "Leaderboard metric [95% CI]", "Group", "Status",
+        "Rank", "Model", *(c.header for c in COMPONENTS), "Leaderboard metric [95% CI]",
+        "Group", "Status",
     ]  # fmt: skip
     rows = []
     for r in board.iter_rows(named=True):
         rows.append(
             [
-                r["rank"], r["model"], fmt_score(r["cosine_similarity_all"]),
-                fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
-                fmt_score(r["top_10_cross_scanner_cross_staining"]),
-                fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
-                          r["leaderboard_metric_ci_high"]),
+                r["rank"], r["model"], *_score_cells(r),
                 "" if r["group"] is None else r["group"],
                 r["status"] if not r["note"] else f"{r['status']}: {r['note']}",
             ]
@@ -161,7 +163,7 @@ def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
     # 80 columns must stay readable: light borders, and Status only when a row needs it
     with_status = any(r["status"] != "ranked" or r["note"] for r in board.iter_rows(named=True))
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for label in ("#", "Model", "Cos", "Scan", "Stain", "Both", "Score [95% CI]", "Grp"):
+    for label in ("#", "Model", *(c.short for c in COMPONENTS), "Score [95% CI]", "Grp"):
         model = label == "Model"
         table.add_column(label, justify="left" if model else "right", no_wrap=not model,
                          overflow="fold" if model else "ellipsis", min_width=len(label))
@@ -171,11 +173,7 @@ def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
         status = r["status"] if not r["note"] else f"{r['status']}: {r['note']}"
         style = None if r["status"] == "ranked" else "dim"
         cells = [
-            str(r["rank"]), r["model"], fmt_score(r["cosine_similarity_all"]),
-            fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
-            fmt_score(r["top_10_cross_scanner_cross_staining"]),
-            fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
-                      r["leaderboard_metric_ci_high"]),
+            str(r["rank"]), r["model"], *_score_cells(r),
             "" if r["group"] is None else str(r["group"]),
         ]  # fmt: skip
         table.add_row(*cells, *([status] if with_status else []), style=style)

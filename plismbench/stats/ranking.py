@@ -20,8 +20,9 @@ import polars as pl
 
 from plismbench.data.catalogue import PAIR_TYPES
 from plismbench.errors import InputError
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
-from plismbench.stats.bootstrap import Bootstrap
+from plismbench.metrics.aggregate import leaderboard_components
+from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, LEADERBOARD_K, SCORE, score
+from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
@@ -66,7 +67,7 @@ class Entry:
 
     @property
     def score(self) -> float:
-        return self.components["leaderboard_metric"]
+        return self.components[SCORE]
 
     def cohort(self) -> tuple[frozenset[str], str, tuple[int, ...]]:
         subset = json.dumps(self.run.get("tile_subset"), sort_keys=True, default=str)
@@ -92,8 +93,8 @@ def load_entry(folder: Path) -> Entry:
     if not isinstance(slides, list) and metrics is not None and "slide_a" in metrics.columns:
         slides = metrics["slide_a"].to_list() + metrics["slide_b"].to_list()
     entry = Entry(folder.name, folder, run, metrics, components, frozenset(slides or ()))
-    if 10 not in [int(k) for k in run.get("top_k", [])]:
-        entry.reasons.append("evaluated without k=10")
+    if LEADERBOARD_K not in [int(k) for k in run.get("top_k", [])]:
+        entry.reasons.append(f"evaluated without k={LEADERBOARD_K}")
     present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
     lacking = [t for t in PAIR_TYPES if t not in present]
     if lacking:
@@ -144,7 +145,7 @@ def _sort_key(e: Entry) -> tuple[bool, float, str]:
 
 
 def order_entries(
-    entries: list[Entry], *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+    entries: list[Entry], *, n_boot: int = N_BOOT, seed: int = SEED, alpha: float = 0.05
 ) -> list[Entry]:
     """Ranked complete models (best first), ranked incomplete ones, then other cohorts.
 
@@ -194,9 +195,9 @@ def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
         except InputError:
             continue  # same slide set but other pairs: no interval rather than a wrong one
         _, parts = component_replicates(aligned, boot)
-        reps = np.mean(np.stack(list(parts.values())), axis=0)
+        reps = score(list(parts.values()))
         e.replicates, e.boot = reps, boot
-        e.ci = boot.ci(e.score, reps, bounds=metric_bounds("leaderboard_metric"))
+        e.ci = boot.ci(e.score, reps, bounds=metric_bounds(SCORE))
         e.component_ci = {
             k: boot.ci(e.components[k], r, bounds=metric_bounds(k)) for k, r in parts.items()
         }

@@ -7,18 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
+from plismbench.metrics.aggregate import pair_type_order
+from plismbench.metrics.catalogue import COMPONENTS, SCORE, score
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds, spread_bounds
 from plismbench.stats.design import design_from_metrics
 
 #: Columns added beside an aggregate.
 CI_COLUMNS = ("median_ci_low", "median_ci_high", "iqr_ci_low", "iqr_ci_high")
-
-
-def component_label(pair_type: str, metric: str) -> str:
-    """``cosine_similarity_all``, ``top_10_cross_scanner``... (leaderboard column names)."""
-    return f"{metric.removesuffix('_accuracy')}_{pair_type}".replace("-", "_")
 
 
 def results_ci(
@@ -66,8 +62,8 @@ def component_replicates(
     """The four leaderboard medians and their replicate vectors (NaN when missing)."""
     observed: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
-    for ptype, metric in LEADERBOARD_COMPONENTS:
-        label = component_label(ptype, metric)
+    for c in COMPONENTS:
+        label, ptype, metric = c.label, c.pair_type, c.metric
         if metric not in metrics.columns:
             observed[label], reps[label] = float("nan"), np.full(boot.n_replicates, np.nan)
             continue
@@ -84,8 +80,8 @@ def score_replicates(metrics: pl.DataFrame, boot: Bootstrap) -> tuple[dict[str, 
     A missing pair type or metric gives NaN for its component, the score and the replicates.
     """
     observed, parts = component_replicates(metrics, boot)
-    observed["leaderboard_metric"] = float(np.mean(list(observed.values())))
-    return observed, np.mean(np.stack(list(parts.values())), axis=0)
+    observed[SCORE] = score(list(observed.values()))
+    return observed, score(list(parts.values()))
 
 
 def add_ci_columns(

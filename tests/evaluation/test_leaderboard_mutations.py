@@ -13,10 +13,9 @@ import pytest
 from reference import holm_oracle
 
 import plismbench
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS
+from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, component_label
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.ranking import load_entry, order_entries
-from plismbench.stats.summary import component_label
 from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
