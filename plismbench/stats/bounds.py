@@ -10,13 +10,7 @@ from __future__ import annotations
 from plismbench.metrics.catalogue import UNBOUNDED, Bounds
 from plismbench.metrics.catalogue import bounds as metric_bounds
 
-__all__ = ["UNBOUNDED", "Bounds", "difference_bounds", "metric_bounds", "spread_bounds"]
-
-
-def spread_bounds(name: str) -> Bounds:
-    """Range of an IQR of the metric: from 0 to the width of its range."""
-    lo, hi = metric_bounds(name)
-    return (0.0, hi - lo)
+__all__ = ["UNBOUNDED", "Bounds", "difference_bounds", "metric_bounds"]
 
 
 def difference_bounds(name: str) -> Bounds:
