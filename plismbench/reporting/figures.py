@@ -287,7 +287,8 @@ def scatter_figure(
                 yerr=[[max(0.0, y - y_lo)], [max(0.0, y_hi - y)]],
                 fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, alpha=0.9, zorder=2,
             )  # fmt: skip
-        labels.append((x, y, f"#{row['rank']} {name} ({param_text(p)})"))
+        rank = "" if row["rank"] is None else f"#{row['rank']} "
+        labels.append((x, y, f"{rank}{name} ({param_text(p)})"))
     ax.set_xlabel("Median cosine similarity, all slide pairs (higher is more robust)")
     ax.set_ylabel(
         f"Top-{K} accuracy: mean of the cross-scanner, cross-staining\n"

@@ -41,6 +41,7 @@ COLUMNS = (
     "rank", "model", *COMPONENT_LABELS, SCORE, f"{SCORE}_ci_low", f"{SCORE}_ci_high",
     "group", "status", "complete", "note", "n_slides",
     *(f"{c}_ci_{side}" for c in COMPONENT_LABELS for side in ("low", "high")),
+    "rank_ci_low", "rank_ci_high", "p_beats_next",
 )  # fmt: skip
 
 
@@ -76,7 +77,7 @@ def leaderboard(
         raise InputError(f"{base}: no finished evaluations (no run.json)")
     ordered = order_entries(entries, n_boot=n_boot, seed=seed, alpha=ALPHA)
     board = pl.DataFrame(
-        [_row(rank, e) for rank, e in enumerate(ordered, start=1)],
+        [_row(e) for e in ordered],
         schema={c: _dtype(c) for c in COLUMNS},
     )
     if write:
@@ -94,9 +95,9 @@ def _dtype(column: str) -> type[pl.DataType]:
     return pl.String if column in ("model", "status", "note") else pl.Float64
 
 
-def _row(rank: int, e: Entry) -> dict[str, object]:
+def _row(e: Entry) -> dict[str, object]:
     return {
-        "rank": rank,
+        "rank": e.rank,
         "model": e.name,
         **e.components,
         f"{SCORE}_ci_low": e.ci[0],
@@ -111,6 +112,9 @@ def _row(rank: int, e: Entry) -> dict[str, object]:
             for k in e.components if k != SCORE
             for i, side in enumerate(("low", "high"))
         },
+        "rank_ci_low": e.rank_ci[0],
+        "rank_ci_high": e.rank_ci[1],
+        "p_beats_next": e.p_beats_next,
     }
 
 
@@ -121,6 +125,16 @@ def fmt_score(value: float | None, lo: float | None = None, hi: float | None = N
     if lo is None or hi is None or lo != lo or hi != hi:
         return f"{value:.3f}"
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def fmt_rank(r: dict[str, Any]) -> str:
+    """``2 [1-3]``: the rank and its 95% interval; empty for a model that is not ranked."""
+    if r["rank"] is None:
+        return ""
+    lo, hi = r.get("rank_ci_low"), r.get("rank_ci_high")
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return str(r["rank"])
+    return f"{r['rank']} [{int(lo)}-{int(hi)}]"
 
 
 def _score_cells(r: dict[str, Any]) -> list[str]:
@@ -134,14 +148,14 @@ def _score_cells(r: dict[str, Any]) -> list[str]:
 def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
     """The leaderboard as a markdown table (3 decimals; the CSV has full precision)."""
     headers = [
-        "Rank", "Model", *(c.header for c in COMPONENTS), "Leaderboard metric [95% CI]",
+        "Rank [95% CI]", "Model", *(c.header for c in COMPONENTS), "Leaderboard metric [95% CI]",
         "Group", "Status",
     ]  # fmt: skip
     rows = []
     for r in board.iter_rows(named=True):
         rows.append(
             [
-                r["rank"], r["model"], *_score_cells(r),
+                fmt_rank(r), r["model"], *_score_cells(r),
                 "" if r["group"] is None else r["group"],
                 r["status"] if not r["note"] else f"{r['status']}: {r['note']}",
             ]
@@ -151,7 +165,10 @@ def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
         f"# Leaderboard ({n_tiles} tiles per slide)\n\n{table}\n\n"
         "Models in the same group are not significantly different from the group's first "
         "model (hierarchical bootstrap over stainings and scanners, Holm-corrected, "
-        "alpha 0.05). Incomplete and separate models are not ranked against the others.\n"
+        "alpha 0.05). Tied scores share a rank; the rank's interval is over the paired "
+        "resamples (leaderboard.csv: rank_ci_low, rank_ci_high, and p_beats_next, the "
+        "probability that a model beats the next one). Incomplete and separate models "
+        "are not ranked against the others.\n"
     )
 
 
@@ -173,7 +190,7 @@ def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
         status = r["status"] if not r["note"] else f"{r['status']}: {r['note']}"
         style = None if r["status"] == "ranked" else "dim"
         cells = [
-            str(r["rank"]), r["model"], *_score_cells(r),
+            "" if r["rank"] is None else str(r["rank"]), r["model"], *_score_cells(r),
             "" if r["group"] is None else str(r["group"]),
         ]  # fmt: skip
         table.add_row(*cells, *([status] if with_status else []), style=style)

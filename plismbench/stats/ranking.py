@@ -48,6 +48,11 @@ class Entry:
     replicates: np.ndarray | None = None
     boot: Bootstrap | None = None
     group: int | None = None
+    #: Competition rank among the ranked models (ties share it); None when not ranked.
+    rank: int | None = None
+    #: 95% interval of the rank over the paired resamples, and P(beats the next model).
+    rank_ci: tuple[float, float] = (NAN, NAN)
+    p_beats_next: float = NAN
     status: str = "ranked"
     note: str = ""
 
@@ -177,8 +182,32 @@ def order_entries(
             _intervals([e for e in members if e.complete], n_boot, seed)
         if key == main:
             _groups([e for e in members if e.complete], alpha)
+            _ranks([e for e in members if e.complete])
         ordered += members
     return ordered
+
+
+def _ranks(ranked: list[Entry]) -> None:
+    """Competition ranks (tied scores share one), rank intervals over the paired
+    resamples, and the probability that each model beats the next one."""
+    scores = np.array([e.score for e in ranked])
+    for e in ranked:
+        e.rank = 1 + int(np.sum(scores > e.score))
+    if not ranked or any(e.replicates is None or e.boot is None for e in ranked):
+        return
+    boot = ranked[0].boot
+    assert boot is not None
+    reps = np.stack([boot.boot(e.replicates) for e in ranked])  # type: ignore[arg-type]
+    reps = reps[:, np.isfinite(reps).all(axis=0)]
+    if reps.shape[1] == 0:
+        return
+    ranks = 1 + (reps[None, :, :] > reps[:, None, :]).sum(axis=1)  # (n_models, n_boot)
+    for i, e in enumerate(ranked):
+        lo, hi = np.quantile(ranks[i], [0.025, 0.975])
+        e.rank_ci = (float(np.floor(lo)), float(np.ceil(hi)))
+        if i + 1 < len(ranked):
+            d = reps[i] - reps[i + 1]
+            e.p_beats_next = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
 
 
 def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:

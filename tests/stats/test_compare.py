@@ -173,3 +173,20 @@ def test_an_undefined_value_stays_undefined(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["compare", "better", "base", "--metrics-dir", str(root),
                                    "--n-boot", "50"])  # fmt: skip
     assert res.exit_code == 0 and "+nan" not in res.output and "n/a" in res.output
+
+
+def test_leaderboard_ties_share_a_rank_and_ranks_have_intervals(tmp_path: Path) -> None:
+    """Identical scores share rank 1 (issue 19: ranks 1, 2, 3 by name); every ranked
+    model has a rank interval containing its rank, and P(beats the next) in [0, 1]."""
+    import plismbench
+
+    root = _models(tmp_path)
+    base = root / "20_tiles"
+    write_evaluation(base / "twin", pl.read_parquet(base / "better" / "metrics.parquet"),
+                     top_k=(10,))  # fmt: skip
+    board = plismbench.leaderboard(root, write=False, n_boot=200)
+    ranks = dict(zip(board["model"], board["rank"], strict=True))
+    assert ranks["better"] == ranks["twin"] == 1 and sorted(ranks.values()) == [1, 1, 3, 4]
+    for r in board.iter_rows(named=True):
+        assert r["rank_ci_low"] <= r["rank"] <= r["rank_ci_high"]
+    assert board.filter(pl.col("model") == "better")["p_beats_next"][0] == pytest.approx(0.5)
