@@ -204,9 +204,9 @@ def run(
     # Stages 4 and 5: leaderboard and report.
     board = leaderboard(metrics_dir, n_used)
     board = board.filter(pl.col("model").is_in(folders))
+    t = time.perf_counter()
     report_path = _report(metrics_dir, n_used, refresh=evaluated, say=say)
-    if report_path is not None:
-        timings["report"] = 0.0
+    timings["report"] = time.perf_counter() - t
     return RunResult(out, folders, n_used, demo, board, report_path, timings)
 
 
@@ -334,13 +334,13 @@ def _demo_data(target: Path, say: Callable[[str], None]) -> Path:
 
 def _report(
     metrics_dir: Path, n_tiles: int, *, refresh: bool, say: Callable[[str], None]
-) -> Path | None:
-    try:
-        from plismbench.reporting import report
-    except ImportError:  # the report module is optional in a partial install
-        return None
-    default = metrics_dir / f"{n_tiles}_tiles" / "report.html"
+) -> Path:
+    from plismbench.reporting import REPORT_FILE, report
+    from plismbench.store.evaluation import tiles_dir
+
+    default = tiles_dir(metrics_dir, n_tiles) / REPORT_FILE
     if default.is_file() and not refresh:
+        say(f"report: {default} (reused)")
         return default
     say("report: " + str(default))
     return Path(report(metrics_dir, n_tiles=n_tiles))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from rich.markup import escape
 from plismbench.cli.app import app, err_console
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
 from plismbench.distillation.config import DistillConfig
+from plismbench.utils.ranks import is_main_process
 
 _SHORT = {"output_dir": ["-o"], "batch_size": ["-b"], "workers": ["-w"]}
 
@@ -101,7 +101,7 @@ def distill_command(**kwargs: Any) -> None:
                           f"warmup {ttw}, last layer frozen {freeze}")  # fmt: skip
         return
     result = distill(config=config_file, **sources, **kwargs)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         if not result.last:
             err_console.print(f"{result.output_dir} already holds all {result.steps} steps")
         else:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from plismbench.cli.app import app
 from plismbench.errors import InputError
+from plismbench.utils.ranks import is_main_process
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -60,12 +61,11 @@ def evaluate(
     Under ``torchrun --nproc-per-node G -m plismbench evaluate ...`` the slide pairs and
     slides are split over the ranks; rank 0 writes the outputs and prints.
     """
-    import os
 
     from plismbench.evaluation import evaluate as run_evaluate
     from plismbench.evaluation.tables import results_rich
 
-    main = os.environ.get("RANK", "0") == "0"
+    main = is_main_process()
 
     result = run_evaluate(
         model,

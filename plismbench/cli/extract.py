@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +11,7 @@ import typer
 from plismbench.cli.app import app, err_console
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
 from plismbench.errors import InputError
+from plismbench.utils.ranks import env_ranks, under_torchrun
 
 if TYPE_CHECKING:
     from plismbench.data.base import TileSource
@@ -109,11 +109,11 @@ def extract_command(
     _load_plugins(plugin)
     from plismbench.extraction.config import ExtractConfig, check_writable
     from plismbench.extraction.engine import extract
-    rank = int(os.environ.get("RANK", "0"))
+    rank = env_ranks()[0]
 
     def log(message: str) -> None:
         err_console.print(
-            f"[dim]rank {rank}[/] {message}" if "WORLD_SIZE" in os.environ else message
+            f"[dim]rank {rank}[/] {message}" if under_torchrun() else message
         )
 
     config = ExtractConfig(

@@ -330,3 +330,22 @@ def test_h0_mini_through_the_real_hf_hub_path_offline(tmp_path: Path) -> None:
     assert out["shape"] == [3, 768] and out["prefix"] == 5
     assert out["cls_diff"] < 1e-5 and out["cls_mean_diff"] < 1e-5
     assert "https://huggingface.co/MahmoodLab/UNI" in out["gated"] and "HF_TOKEN" in out["gated"]
+
+
+#: Folder names of owkin/plism-benchmark's feature exports: each must resolve to our entry
+#: (through the entries' own aliases and the folding of ``-``, ``_`` and ``.``).
+REFERENCE_FOLDERS = {
+    "h0_mini": "h0-mini", "hoptimus0": "h-optimus-0", "hoptimus1": "h-optimus-1",
+    "uni2h": "uni2-h", "provgigapath": "prov-gigapath", "conchv15": "conch-v1.5",
+    "hibou_base": "hibou-b", "hibou_large": "hibou-l", "phikonv2": "phikon-v2",
+    "kaiko_vit_base": "kaiko-vit-b8", "kaiko_vit_large": "kaiko-vit-l14",
+    "midnight_12k": "midnight-12k", "lunit_vit_small_8": "lunit-vit-s8",
+    "dinov2_vit_giant_imagenet": "dinov2-vit-g14",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("folder", "name"), sorted(REFERENCE_FOLDERS.items()))
+def test_reference_folder_names_resolve(folder: str, name: str) -> None:
+    from plismbench.extractors.registry import get_extractor
+
+    assert get_extractor(folder).name == name
