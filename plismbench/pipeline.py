@@ -23,6 +23,7 @@ from plismbench.data.catalogue import N_TILES, plism_slide_ids
 from plismbench.data.sources import open_source
 from plismbench.errors import InputError
 from plismbench.extractors.spec import IMAGENET_MEAN, IMAGENET_STD, ExtractorSpec
+from plismbench.store.features import FEATURES_FILE, META_FILE
 from plismbench.utils.io import write_json
 
 DEFAULT_OUTPUT_DIR = Path("plismbench-results")
@@ -275,10 +276,10 @@ def _features_complete(
     precision = resolve_precision(None, spec, resolve_device(device))
     for sid in expected:
         slide = model_dir / sid
-        if not (slide / "features.npy").is_file():
+        if not (slide / FEATURES_FILE).is_file():
             return False
         try:
-            meta = json.loads((slide / "meta.json").read_text())
+            meta = json.loads((slide / META_FILE).read_text())
         except (OSError, ValueError):
             return False
         if not isinstance(meta, dict):

@@ -30,11 +30,12 @@ def compare(
     from rich.table import Table
 
     from plismbench.stats.compare import compare_entries, leaderboard_rows, load_models
+    from plismbench.store.evaluation import tiles_dir
     from plismbench.utils.io import atomic_path
 
     n, entries = load_models(metrics_dir, models, n_tiles)
     table = compare_entries(entries, n_boot=n_boot, seed=seed)
-    path = out or Path(metrics_dir) / f"{n}_tiles" / "compare.csv"
+    path = out or tiles_dir(metrics_dir, n) / "compare.csv"
     with atomic_path(path) as tmp:
         table.write_csv(tmp)
     view = Table(title=f"Paired comparisons, {n} tiles per slide", title_justify="left")
@@ -84,15 +85,11 @@ def breakdown(
 
     from plismbench.stats import breakdown as bd
     from plismbench.stats.ranking import load_entry
-    from plismbench.store.evaluation import resolve_n_tiles
+    from plismbench.store.evaluation import finished_model_dir, resolve_n_tiles
     from plismbench.utils.io import atomic_path
 
     n = resolve_n_tiles(metrics_dir, n_tiles)
-    folder = metrics_dir / f"{n}_tiles" / model
-    if not (folder / "run.json").is_file():
-        from plismbench.errors import InputError
-
-        raise InputError(f"{folder}: no finished evaluation (no run.json)")
+    folder = finished_model_dir(metrics_dir, n, model)
     entry = load_entry(folder)
     assert entry.metrics is not None
     table = bd.breakdown(entry.metrics, n_boot=n_boot)
