@@ -46,6 +46,11 @@ def _flags_without_metavar(params: list[Any]) -> list[Any]:
     return params
 
 
+def examples(*commands: str) -> str:
+    """A command's help epilog: its examples, one per line, never rewrapped."""
+    return "\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
 class _Command(TyperCommand):
     """A command whose flags show no value placeholder in the help."""
 
@@ -91,7 +96,7 @@ app = _Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 
 
@@ -108,6 +113,7 @@ def _main(
     version: bool = typer.Option(
         False,
         "--version",
+        "-V",
         help="Print the version and exit.",
         callback=_version,
         is_eager=True,

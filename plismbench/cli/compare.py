@@ -8,13 +8,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app
+from plismbench.cli.app import app, examples
 from plismbench.cli.options import MetricsDir, NTilesFolder
 
 stdout = Console()
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench compare h0-mini uni2-h --metrics-dir METRICS",
+    "plismbench compare h0-mini uni2-h virchow2 --metrics-dir METRICS --n-boot 5000",
+))
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more model folders to compare.")],
     metrics_dir: MetricsDir,
@@ -64,7 +67,10 @@ def compare(
     stdout.print(f"All comparisons in [bold]{path}[/]", highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench breakdown h0-mini --metrics-dir METRICS",
+    "plismbench breakdown h0-mini --metrics-dir METRICS --tissue-map tissues.csv",
+))
 def breakdown(
     model: Annotated[str, typer.Argument(help="Model folder under <metrics-dir>/<n>_tiles/.")],
     metrics_dir: MetricsDir,
