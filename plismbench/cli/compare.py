@@ -16,7 +16,7 @@ stdout = Console()
 
 @app.command(epilog=examples(
     "plismbench compare h0-mini uni2-h --metrics-dir METRICS",
-    "plismbench compare h0-mini uni2-h virchow2 --metrics-dir METRICS --n-boot 5000",
+    "plismbench compare h0-mini uni2-h virchow2 --metrics-dir METRICS",
 ))
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more model folders to compare.")],
@@ -89,22 +89,9 @@ def breakdown(
     import polars as pl
     from rich.table import Table
 
-    from plismbench.stats import breakdown as bd
-    from plismbench.stats.ranking import load_entry
-    from plismbench.store.evaluation import finished_model_dir, resolve_n_tiles
-    from plismbench.utils.io import atomic_path
+    from plismbench.stats.model_breakdown import breakdown as run_breakdown
 
-    n = resolve_n_tiles(metrics_dir, n_tiles)
-    folder = finished_model_dir(metrics_dir, n, model)
-    entry = load_entry(folder)
-    assert entry.metrics is not None
-    table = bd.breakdown(entry.metrics, n_boot=n_boot)
-    if tissue_map is not None:
-        tissues = bd.tissue_breakdown(folder, bd.read_tissue_map(tissue_map), n_boot=n_boot)
-        table = pl.concat([table, tissues])
-    path = out or folder / "breakdown.csv"
-    with atomic_path(path) as tmp:
-        table.write_csv(tmp)
+    table, path = run_breakdown(model, metrics_dir, n_tiles, tissue_map, out, n_boot)
     view = Table(title=f"{model}: top-10 accuracy by condition (median [95% CI])",
                  title_justify="left")  # fmt: skip
     view.add_column("By")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -62,7 +63,7 @@ def download(
 ))
 def synth(
     out_dir: Path | None = typer.Option(None, "--out-dir", "-o", help="Output folder."),
-    out_old: Path | None = old_name("--out"),
+    out_old: Annotated[Path | None, old_name("--out")] = None,
     tiles: int | None = typer.Option(
         None, "--tiles", min=1, help="Tiles per slide (default 32, or all images of --from)."
     ),

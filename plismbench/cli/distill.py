@@ -114,7 +114,7 @@ def distill_command(**kwargs: Any) -> None:
 distill_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
 distill_command.__annotations__ = {p.name: p.annotation for p in _parameters()}
 app.command("distill", epilog=examples(
-    "plismbench distill --teacher h0-mini --student vit-small --corpus TILES -o RUN",
+    "plismbench distill --teacher h0-mini --student vit-small --corpus T -o RUN",
     "plismbench distill --preset h0-mini --teacher h-optimus-0 --corpus TILES \\\n"
     "      -o RUN --steps 1000 --dry-run",
 ))(distill_command)
