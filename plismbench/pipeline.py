@@ -221,10 +221,10 @@ def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: st
     from plismbench.data.hub import require_online
     from plismbench.extractors.access import check_model_access
     from plismbench.utils.device import resolve_device
-    from plismbench.utils.paths import check_free_space, ensure_writable_dir
+    from plismbench.utils.paths import check_free_space, check_writable_dir
 
     resolve_device(device)
-    ensure_writable_dir(out, "--output-dir")
+    check_writable_dir(out, "--out-dir")
     for spec in specs:
         check_model_access(spec.name, spec.hub_id, spec.gated)
     if specs and source in ("hub", "streaming"):

@@ -13,6 +13,7 @@ import torch
 from plismbench.errors import InputError
 from plismbench.extraction import defaults
 from plismbench.extractors.spec import PRECISIONS, ExtractorSpec
+from plismbench.utils.paths import check_writable_dir
 
 
 @dataclass
@@ -90,12 +91,5 @@ def resolve_precision(precision: str | None, spec: ExtractorSpec, device: torch.
 
 
 def check_writable(folder: Path) -> None:
-    """Create ``folder`` and write a probe file there; one line if that is impossible."""
-    probe = folder / f".write-probe-{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise InputError(f"{folder}: cannot write features there ({reason})") from None
+    """One line when features cannot be written under ``folder`` (nothing is created)."""
+    check_writable_dir(folder, "--out-dir")
