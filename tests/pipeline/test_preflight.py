@@ -22,7 +22,7 @@ def test_run_cuda_on_a_cpu_machine_fails_before_the_data_stage(tmp_path: Path) -
     out = tmp_path / "out"
     res = runner.invoke(app, ["run", "--device", "cuda", "--output-dir", str(out)])
     assert res.exit_code == 2, res.output
-    assert "no CUDA device" in res.output
+    assert "no CUDA GPU is visible here" in res.output
     assert not (out / "data").exists()  # the demo did not synthesise its tiles first
 
 
