@@ -118,7 +118,7 @@ class DistillConfig:
         if not self.teacher:
             raise InputError("--teacher is required")
         if self.output_dir is None:
-            raise InputError("--output-dir is required")
+            raise InputError("--out-dir is required")
         choices = {"loss": ("dino-ibot", "cosine"), "centring": ("centre", "sinkhorn"),
                    "precision": ("auto", "bf16", "fp16", "fp32")}  # fmt: skip
         for name, allowed in choices.items():

@@ -175,7 +175,7 @@ def test_cli_extract_from_synthetic_h5(tmp_path: Path) -> None:
     data = synth(tmp_path / "plism", n_tiles=4, stainings=["GIV"], scanners=["AT2", "S60"])
     runner = CliRunner()
     args = ["extract", "--extractor", "rgb_histogram", "--download-dir", str(data),
-            "--export-dir", str(tmp_path / "out"), "-b", "3", "--device", "cpu"]  # fmt: skip
+            "--out-dir", str(tmp_path / "out"), "-b", "3", "--device", "cpu"]  # fmt: skip
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     slides = sorted(p.name for p in (tmp_path / "out" / "rgb-histogram").iterdir() if p.is_dir())
@@ -183,9 +183,9 @@ def test_cli_extract_from_synthetic_h5(tmp_path: Path) -> None:
     feats = np.load(tmp_path / "out" / "rgb-histogram" / slides[0] / "features.npy")
     assert feats.shape == (4, 99)
     res = runner.invoke(app, ["extract", "--model", "h0-mni", "--download-dir", str(data),
-                              "--export-dir", str(tmp_path / "x")])  # fmt: skip
+                              "--out-dir", str(tmp_path / "x")])  # fmt: skip
     assert res.exit_code == 2 and "did you mean 'h0-mini'" in res.output
-    res = runner.invoke(app, ["extract", "--model", "uni", "--export-dir", str(tmp_path / "x")])
+    res = runner.invoke(app, ["extract", "--model", "uni", "--out-dir", str(tmp_path / "x")])
     assert res.exit_code == 2 and "exactly one tile source" in res.output
 
 
