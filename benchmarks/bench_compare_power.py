@@ -18,13 +18,17 @@ pairs the weight k^2 m1 m2).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from plismbench.stats.bootstrap import Bootstrap, resampled_units
 from plismbench.stats.design import Design, design_from_metrics
-from plismbench.stats.synthetic import pairs_frame
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' fixtures
+from synthetic import pairs_frame
 
 PTYPE = "cross-scanner"
 STAINING_SD, SCANNER_SD, SLIDE_SD, PAIR_SD = 0.07, 0.02, 0.02, 0.03

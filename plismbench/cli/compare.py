@@ -8,14 +8,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app
+from plismbench.cli.app import app, examples
 from plismbench.cli.options import MetricsDir, NTilesFolder
 from plismbench.stats.bootstrap import N_BOOT, SEED
 
 stdout = Console()
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench compare h0-mini uni2-h --metrics-dir METRICS",
+    "plismbench compare h0-mini uni2-h virchow2 --metrics-dir METRICS",
+))
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more model folders to compare.")],
     metrics_dir: MetricsDir,
@@ -37,12 +40,13 @@ def compare(
 
     from plismbench.stats.compare import compare_entries, leaderboard_rows, load_models
     from plismbench.stats.multitest import adjust
+    from plismbench.store.evaluation import tiles_dir
     from plismbench.utils.io import atomic_path
 
     adjust(np.array([]), correction)  # an unknown correction: one line, before any computation
     n, entries = load_models(metrics_dir, models, n_tiles)
     table = compare_entries(entries, n_boot=n_boot, seed=seed, correction=correction)
-    path = out or Path(metrics_dir) / f"{n}_tiles" / "compare.csv"
+    path = out or tiles_dir(metrics_dir, n) / "compare.csv"
     with atomic_path(path) as tmp:
         table.write_csv(tmp)
     view = Table(title=f"Paired comparisons, {n} tiles per slide", title_justify="left")
@@ -84,7 +88,10 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if _nan(value) else format(value, spec)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench breakdown h0-mini --metrics-dir METRICS",
+    "plismbench breakdown h0-mini --metrics-dir METRICS --tissue-map tissues.csv",
+))
 def breakdown(
     model: Annotated[str, typer.Argument(help="Model folder under <metrics-dir>/<n>_tiles/.")],
     metrics_dir: MetricsDir,
@@ -107,40 +114,10 @@ def breakdown(
     import polars as pl
     from rich.table import Table
 
-    from plismbench.errors import InputError
-    from plismbench.stats import breakdown as bd
-    from plismbench.stats.ranking import load_entry
-    from plismbench.store.evaluation import resolve_n_tiles
-    from plismbench.utils.io import atomic_path
+    from plismbench.stats.model_breakdown import breakdown as run_breakdown
 
-    n = resolve_n_tiles(metrics_dir, n_tiles)
-    folder = metrics_dir / f"{n}_tiles" / model
-    if not (folder / "run.json").is_file():
-        raise InputError(f"{folder}: no finished evaluation (no run.json)")
-    entry = load_entry(folder)
-    assert entry.metrics is not None
-    tissues_by_tile = None
-    if tissue_map is not None:  # every check before any computation
-        tissues_by_tile = bd.read_tissue_map(tissue_map)
-        mapped, total = bd.tissue_coverage(folder, tissues_by_tile)
-        if total and mapped / total < min_coverage:
-            raise InputError(
-                f"--tissue-map {tissue_map}: covers {mapped} of {total} evaluated tiles "
-                f"({mapped / total:.0%}), under --min-coverage {min_coverage:g}"
-            )
-        if mapped < total:
-            Console(stderr=True).print(
-                f"warning: --tissue-map {tissue_map}: {total - mapped} of {total} evaluated "
-                "tiles are not in the map; per-tissue accuracies use the mapped tiles only",
-                highlight=False,
-            )
-    table = bd.breakdown(entry.metrics, n_boot=n_boot)
-    if tissues_by_tile is not None:
-        tissues = bd.tissue_breakdown(folder, tissues_by_tile, n_boot=n_boot)
-        table = pl.concat([table, tissues])
-    path = out or folder / "breakdown.csv"
-    with atomic_path(path) as tmp:
-        table.write_csv(tmp)
+    table, path = run_breakdown(model, metrics_dir, n_tiles, tissue_map, out, n_boot,
+                                min_coverage)  # fmt: skip
     view = Table(title=f"{model}: top-10 accuracy by condition (median [95% CI])",
                  title_justify="left")  # fmt: skip
     view.add_column("By")

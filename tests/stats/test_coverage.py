@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import optimize, stats
+from synthetic import pairs_frame
 
 from plismbench.stats.bootstrap import Bootstrap
 from plismbench.stats.design import Design, design_from_metrics
-from plismbench.stats.synthetic import pairs_frame
 
 TYPES = ("cross-scanner", "cross-staining", "cross-scanner-cross-staining")
 MEANS = {"cross-scanner": 0.4, "cross-staining": 0.2, "cross-scanner-cross-staining": 0.0}

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 import plismbench
 from plismbench.metrics.catalogue import metric_names
 from plismbench.stats import results_ci
 from plismbench.stats.breakdown import breakdown
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 def _tied(seed: int) -> pl.DataFrame:

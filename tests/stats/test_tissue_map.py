@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 from typer.testing import CliRunner
 
 from plismbench.cli import app
 from plismbench.errors import InputError
 from plismbench.stats.breakdown import read_tissue_map
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 @pytest.mark.parametrize(
