@@ -111,13 +111,19 @@ def breakdown(
     ] = 0.0,
 ) -> None:
     """Medians per staining, per scanner (and per tissue), each with its 95% CI."""
+    import warnings
+
     import polars as pl
     from rich.table import Table
 
     from plismbench.stats.model_breakdown import breakdown as run_breakdown
 
-    table, path = run_breakdown(model, metrics_dir, n_tiles, tissue_map, out, n_boot,
-                                min_coverage)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table, path = run_breakdown(model, metrics_dir, n_tiles, tissue_map, out, n_boot,
+                                    min_coverage)  # fmt: skip
+    for w in caught:
+        Console(stderr=True, soft_wrap=True).print(f"warning: {w.message}", highlight=False)
     view = Table(title=f"{model}: top-10 accuracy by condition (median [95% CI])",
                  title_justify="left")  # fmt: skip
     view.add_column("By")
