@@ -117,7 +117,9 @@ def test_synthetic_values_do_not_depend_on_the_string_hash_seed() -> None:
     outs = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        tests = Path(__file__).resolve().parents[1]  # where the synthetic fixtures live
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, cwd=tests)  # fmt: skip
         assert run.returncode == 0, run.stderr
         outs.add(run.stdout)
     assert len(outs) == 1
