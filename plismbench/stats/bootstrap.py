@@ -120,6 +120,15 @@ def percentile_ci(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, 
     return float(lo), float(hi)
 
 
+def share_above(differences: np.ndarray) -> float:
+    """P(A > B) from paired replicates of A - B: the share above 0, ties counting half
+    (NaN replicates, resamples without a value, left out)."""
+    d = differences[np.isfinite(differences)]
+    if d.size == 0:
+        return float("nan")
+    return float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+
+
 def _jackknife_var(reps: np.ndarray) -> float:
     reps = reps[np.isfinite(reps)]
     n = len(reps)

@@ -24,7 +24,7 @@ import polars as pl
 from plismbench.errors import InputError
 from plismbench.metrics.aggregate import pair_type_order
 from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, SCORE, lookup, present_metrics
-from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
+from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap, share_above
 from plismbench.stats.bounds import difference_bounds
 from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import adjust
@@ -140,13 +140,11 @@ def compare_entries(
 
 def _p_better(boot: Bootstrap, reps: np.ndarray, diff: float, name: str) -> float:
     """P(A better than B): the share of bootstrap resamples where A's value is better."""
-    b = boot.boot(reps)
-    b = b[np.isfinite(b)]  # a resample without a pair of the type has no value
-    if not np.isfinite(diff) or b.size == 0:
+    if not np.isfinite(diff):
         return float("nan")
     metric = lookup(name)
     sign = -1.0 if metric is not None and not metric.higher_is_better else 1.0
-    return float(np.mean(sign * b > 0) + 0.5 * np.mean(b == 0))
+    return share_above(sign * boot.boot(reps))
 
 
 def _metric_columns(columns: Sequence[str]) -> list[str]:

@@ -22,7 +22,7 @@ from plismbench.data.catalogue import PAIR_TYPES
 from plismbench.errors import InputError
 from plismbench.metrics.aggregate import leaderboard_components
 from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, LEADERBOARD_K, SCORE, score
-from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap
+from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap, share_above
 from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
@@ -211,8 +211,7 @@ def _ranks(ranked: list[Entry]) -> None:
         lo, hi = np.quantile(ranks[i], [0.025, 0.975])
         e.rank_ci = (float(np.floor(lo)), float(np.ceil(hi)))
         if i + 1 < len(ranked):
-            d = reps[i] - reps[i + 1]
-            e.p_beats_next = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+            e.p_beats_next = share_above(reps[i] - reps[i + 1])
 
 
 def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
