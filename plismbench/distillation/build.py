@@ -15,7 +15,7 @@ from torch import nn
 
 from plismbench.distillation.augment import AugmentConfig
 from plismbench.distillation.centering import EMACentre, SinkhornKnopp, make_targets
-from plismbench.distillation.config import DistillConfig
+from plismbench.distillation.config import DistillConfig, heads_warning
 from plismbench.distillation.heads import TeacherHeads, random_teacher_heads
 from plismbench.distillation.models import (
     StudentBackbone,
@@ -48,19 +48,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision in ("bf16", "fp16"):
         return torch.autocast(device.type, dtype=DTYPES[precision])
     return contextlib.nullcontext()
-
-
-def heads_warning(cfg: DistillConfig) -> str | None:
-    """The warning for a pretrained teacher distilled through random heads, if it applies."""
-    if cfg.loss != "dino-ibot" or cfg.teacher.startswith("timm:"):
-        return None
-    if cfg.teacher_heads is None:
-        return (
-            f"WARNING: teacher {cfg.teacher!r} is pretrained but no --teacher-heads was given: "
-            "its DINO/iBOT heads are RANDOM and frozen. Pass --teacher-heads PATH (the "
-            "teacher's checkpoint), learn, random (to silence this) or --loss cosine."
-        )
-    return None
 
 
 def _normaliser(
@@ -105,7 +92,7 @@ def _heads(cfg: DistillConfig, teacher: Teacher) -> TeacherHeads | None:
         return None
     choice = cfg.teacher_heads or "random"
     if choice in ("random", "learn"):
-        return random_teacher_heads(teacher.dim, cfg.prototypes or 131072, seed=cfg.seed + 1,
+        return random_teacher_heads(teacher.dim, cfg.num_prototypes(), seed=cfg.seed + 1,
                                     scale=cfg.random_head_scale)  # fmt: skip
     path = Path(choice)
     heads = load_teacher_checkpoint(path, teacher)

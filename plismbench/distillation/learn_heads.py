@@ -70,7 +70,7 @@ def learn_heads(st: State, corpus: Any, out: Path) -> TeacherHeads:
 
     cfg = st.cfg
     path = out / HEADS_FILE
-    k = cfg.prototypes or 131072
+    k = cfg.num_prototypes()
     trained = _fresh_heads(st.teacher.dim, k, cfg.seed + 11).to(st.device)
     if path.is_file():
         trained.load_state_dict(torch.load(path, map_location=st.device, weights_only=True))

@@ -8,7 +8,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +17,14 @@ from plismbench.distillation.build import State, build, heads_warning
 from plismbench.distillation.checkpoint import load_checkpoint, save_checkpoint
 from plismbench.distillation.config import DistillConfig
 from plismbench.distillation.export import export_student, student_config
+from plismbench.distillation.runfolder import DistillResult, write_config
 from plismbench.distillation.runlog import RunLogger, progress_text
 from plismbench.errors import InputError
 from plismbench.utils import distributed as dist
-from plismbench.utils.io import atomic_path
 
 __all__ = ["DistillResult", "run_distill", "write_config"]
 
 _log = logging.getLogger("plismbench.distill")
-
-
-@dataclass
-class DistillResult:
-    """What a finished run produced."""
-
-    output_dir: Path
-    student_dir: Path
-    steps: int
-    last: dict[str, Any]
-    seconds: float
-    images_per_s: float
-
-
-def write_config(cfg: DistillConfig, out: Path, notes: list[str] | None = None) -> Path:
-    """``RUN/config.yaml``: every resolved option, the concrete schedule and any warnings."""
-    import yaml
-
-    data = cfg.resolved()
-    if notes:
-        data["warnings"] = list(notes)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.yaml"
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def _export(st: State, out: Path) -> Path:
