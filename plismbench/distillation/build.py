@@ -80,6 +80,8 @@ class State:
     built: StudentBackbone
     scaler: torch.amp.GradScaler | None = None
     notes: list[str] = field(default_factory=list)
+    #: Unreadable tiles met so far (corpus index -> the one-line reason); checkpointed.
+    skipped: dict[int, str] = field(default_factory=dict)
 
     @property
     def teacher_dtype(self) -> torch.dtype:
