@@ -146,3 +146,11 @@ def test_the_prototype_count_is_written_once() -> None:
               if re.search(r"\b131_?072\b", p.read_text())]  # fmt: skip
     assert owners == ["distillation/config.py"], owners
     assert config_from(teacher="t").num_prototypes() == PROTOTYPES == 131_072
+
+
+def test_the_documented_schedule_lengths_come_from_the_config() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "distill.md").read_text()
+    for steps, text in ((840, "`--steps 840`: {}, {}, {}"),
+                        (1000, "`--preset h0-mini --steps 1000`: {}, {}, {}")):  # fmt: skip
+        lengths = resolve_config({"teacher": "t", "steps": steps}, preset="h0-mini").lengths()
+        assert text.format(*lengths) in docs.replace("\n", " "), (steps, lengths)

@@ -206,3 +206,39 @@ def test_the_loader_substitutes_unreadable_tiles_through_workers(tmp_path: Path)
     assert sum(any(np.array_equal(t, u) for u in first) for t in first) == 8
     four = corpus.read([4])[0]
     assert sum(np.array_equal(t, four) for t in first) == 2
+
+
+def test_a_tar_gz_corpus_gets_the_specific_refusal(tmp_path: Path) -> None:
+    from plismbench.distillation.corpus import open_corpus
+
+    (tmp_path / "d").mkdir()
+    for path in (tmp_path / "shard-0.tar.gz", tmp_path / "d" / "shard-1.tgz"):
+        path.write_bytes(b"\x1f\x8b" + bytes(30))
+    for spec in (tmp_path / "shard-0.tar.gz", tmp_path / "d", str(tmp_path / "*.tar.gz")):
+        with pytest.raises(InputError, match="compressed tar cannot be read by offset"):
+            open_corpus(spec)
+
+
+def test_default_workers_follow_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from plismbench.distillation.config import config_from
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    assert config_from(teacher="t").workers == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
+    assert config_from(teacher="t").workers == 4
+    assert config_from(teacher="t", workers=7).workers == 7
+
+
+def test_a_student_bigger_than_its_teacher_warns() -> None:
+    from plismbench.distillation.build import build
+    from plismbench.distillation.config import config_from
+    from plismbench.distillation.loop import _size_warning
+
+    small = config_from(teacher=TEACHER, output_dir="unused", **TINY)
+    assert _size_warning(build(small, torch.device("cpu"))) is None
+    big = config_from(teacher=TEACHER, output_dir="unused",
+                      **{**TINY, "student": "vit-base"})  # fmt: skip
+    text = _size_warning(build(big, torch.device("cpu")))
+    assert text is not None and "more parameters" in text and "vit-base" in text
