@@ -29,7 +29,7 @@ from plismbench.distillation.loss import dino_loss, ibot_loss
 from plismbench.distillation.loss.dino import cross_view
 from plismbench.distillation.loss.ibot import token_chunk
 from plismbench.distillation.runfolder import HEADS_FILE, HEADS_VERSION, heads_fingerprint
-from plismbench.distillation.runlog import RunLogger
+from plismbench.distillation.runlog import RunLogger, progress_bar, progress_text
 from plismbench.distillation.schedules import Schedules, scaled_lr
 from plismbench.distillation.step import flatten_patches, update_momentum, views
 from plismbench.utils import distributed as dist
@@ -87,7 +87,10 @@ def _load(path: Path, cfg: Any, device: torch.device) -> dict[str, Any] | None:
     """The head file's payload when it was written for this run's options, else None."""
     if not path.is_file():
         return None
-    payload = torch.load(path, map_location=device, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # unreadable: preflight refused it unless --overwrite
+        return None
     if not isinstance(payload, dict) or payload.get("fingerprint") != heads_fingerprint(cfg):
         return None  # preflight refused it unless --overwrite: learn again
     return payload
@@ -108,8 +111,6 @@ def learn_heads(st: State, corpus: Any, out: Path, logger: RunLogger | None = No
     ``--checkpoint-every`` steps) resumes, one of other options is learnt again.
     """
     from plismbench.distillation.corpus import CorpusLoader
-    from plismbench.distillation.loop import progress_bar
-    from plismbench.distillation.runlog import progress_text
 
     cfg = st.cfg
     path = out / HEADS_FILE

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,11 @@ from plismbench.distillation.runfolder import (
     warn,
     write_config,
 )
-from plismbench.distillation.runlog import RunLogger, progress_text
+from plismbench.distillation.runlog import RunLogger, progress_bar, progress_text
 from plismbench.errors import InputError
 from plismbench.utils import distributed as dist
 
-__all__ = ["DistillResult", "progress_bar", "run_distill", "write_config"]
+__all__ = ["DistillResult", "run_distill", "write_config"]
 
 _log = logging.getLogger("plismbench.distill")
 
@@ -51,22 +50,6 @@ def _export(st: State, out: Path) -> Path:
         },
     )
     return export_student(st.ema.backbone, out / "student", config)  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def progress_bar(
-    enabled: bool, total: int, start: int, phase: str
-) -> Iterator[Callable[[str], None]]:
-    """A progress bar of ``total`` steps from ``start``; ``advance(text)`` moves it by one."""
-    from plismbench.utils.progress import make_progress
-
-    with make_progress(enabled=enabled) as bar:
-        task = bar.add_task(phase, total=total, completed=start)
-
-        def advance(text: str) -> None:
-            bar.update(task, advance=1, description=text)
-
-        yield advance
 
 
 def run_distill(cfg: DistillConfig, source: TileSource | str | Path | None = None) -> DistillResult:

@@ -40,8 +40,9 @@ HEAD_SHAPE = {"hidden": 2048, "bottleneck": [384, 256], "gain": "fixed at 1"}
 
 
 def warn(text: str) -> None:
-    """A warning on stderr and in the log."""
-    _log.warning(text)
+    """A warning on stderr, once; also to the log's handlers at INFO (at WARNING, Python's
+    last-resort handler would print it a second time when logging is not configured)."""
+    _log.info(text)
     print(text, file=sys.stderr, flush=True)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from plismbench.errors import InputError
 from plismbench.utils.io import atomic_path
 
-__all__ = ["RunLogger", "progress_text"]
+__all__ = ["RunLogger", "progress_bar", "progress_text"]
 
 
 def progress_text(record: dict[str, Any], eta_s: float | None = None) -> str:
@@ -30,6 +30,22 @@ def progress_text(record: dict[str, Any], eta_s: float | None = None) -> str:
         minutes, seconds = divmod(rest, 60)
         text += f" eta {hours}h{minutes:02d}m" if hours else f" eta {minutes}m{seconds:02d}s"
     return text
+
+
+@contextlib.contextmanager
+def progress_bar(
+    enabled: bool, total: int, start: int, phase: str
+) -> Iterator[Callable[[str], None]]:
+    """A progress bar of ``total`` steps from ``start``; ``advance(text)`` moves it by one."""
+    from plismbench.utils.progress import make_progress
+
+    with make_progress(enabled=enabled) as bar:
+        task = bar.add_task(phase, total=total, completed=start)
+
+        def advance(text: str) -> None:
+            bar.update(task, advance=1, description=text)
+
+        yield advance
 
 
 class RunLogger:

@@ -187,7 +187,7 @@ class CorpusLoader:
         """Log new unreadable tiles once, merge every rank's, stop beyond the limit."""
         new = {j: why for j, why in found if j not in self.bad}
         for why in new.values():
-            _log.warning("skipped an unreadable tile: %s", why)
+            _log.info("skipped an unreadable tile: %s", why)  # not WARNING: printed twice
             print(f"skipped an unreadable tile: {why}", file=sys.stderr, flush=True)
         if dist.world() > 1 and dist.all_reduce_values([len(new)])[0] > 0:
             import torch.distributed as tdist
