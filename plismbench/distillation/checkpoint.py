@@ -49,7 +49,7 @@ def load_checkpoint(st: State, path: Path) -> int:
         k = diff[0]
         raise InputError(
             f"{path} was written with {k}={payload['config'].get(k)!r}, this run has "
-            f"{k}={want[k]!r}; resume with the same options or use a new --output-dir"
+            f"{k}={want[k]!r}; resume with the same options or use a new --out-dir"
         )
     st.student.load_state_dict(payload["student"])
     st.ema.load_state_dict(payload["ema"])

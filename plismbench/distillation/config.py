@@ -56,7 +56,9 @@ class DistillConfig:
 
     teacher: str = opt("", "Registry name, hf-hub:org/name, a folder or timm:ARCH.",
                        fingerprint=True)  # fmt: skip
-    output_dir: Path | None = opt(None, "RUN folder: config.yaml, metrics, student/.")  # noqa: RUF009
+    output_dir: Path | None = opt(  # noqa: RUF009
+        None, "RUN folder: config.yaml, metrics, student/.", cli="--out-dir"
+    )
     teacher_heads: str | None = opt(
         None, "random, learn (fit heads on the frozen teacher first) or a DINOv2 teacher "
         "checkpoint with dino_head.*/ibot_head.*; a pretrained teacher without it warns.",
@@ -115,8 +117,9 @@ class DistillConfig:
     max_bad_tiles: float = opt(
         0.001, "Stop when more than ceil(this fraction of the corpus) tiles are unreadable "
         "(each is skipped: replaced by the next readable tile).")  # fmt: skip
-    overwrite: bool = opt(False, "Relearn or restart over the run folder's artefacts "
-                          "(teacher_heads.pt, checkpoint.pt) of other options.")  # fmt: skip
+    # the help text shared by every command's --overwrite (cli/options.py); for distill:
+    # start a run again over its checkpoint.pt, relearn a teacher_heads.pt of other options
+    overwrite: bool = opt(False, "Recompute what is done (otherwise it is reused).")
     log_every: int = opt(1, "Log every N steps.")
     checkpoint_every: int = opt(1000, "Checkpoint every N steps.")
     tensorboard: bool = opt(False, "Also log to RUN/tensorboard (needs tensorboard).")
@@ -137,7 +140,7 @@ class DistillConfig:
         if not self.teacher:
             raise InputError("--teacher is required")
         if self.output_dir is None:
-            raise InputError("--output-dir is required")
+            raise InputError("--out-dir is required")
         choices = {"loss": ("dino-ibot", "cosine"), "centring": ("centre", "sinkhorn"),
                    "precision": ("auto", "bf16", "fp16", "fp32")}  # fmt: skip
         for name, allowed in choices.items():

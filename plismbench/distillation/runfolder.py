@@ -111,12 +111,12 @@ def preflight(cfg: DistillConfig) -> int:
     """
     out = Path(cfg.output_dir)  # type: ignore[arg-type]
     if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {out} exists and is not a folder")
+        raise InputError(f"--out-dir {out} exists and is not a folder")
     start = 0
     ckpt = out / CHECKPOINT_FILE
     if ckpt.exists() and not (cfg.resume or cfg.overwrite):
         raise InputError(f"{ckpt} exists: pass --resume to continue that run, --overwrite to "
-                         "start it again, or use a new --output-dir")  # fmt: skip
+                         "start it again, or use a new --out-dir")  # fmt: skip
     if ckpt.exists() and cfg.resume:
         payload = _peek(ckpt, "a distill checkpoint")
         from plismbench.distillation.checkpoint import CHECKPOINT_VERSION
@@ -124,13 +124,13 @@ def preflight(cfg: DistillConfig) -> int:
         if payload.get("version") != CHECKPOINT_VERSION:
             raise InputError(f"{ckpt}: unknown checkpoint version {payload.get('version')!r}")
         _diff(ckpt, payload.get("config") or {}, cfg.fingerprint(),
-              "resume with the same options or use a new --output-dir")  # fmt: skip
+              "resume with the same options or use a new --out-dir")  # fmt: skip
         start = int(payload["step"])
     heads = out / HEADS_FILE
     learn = cfg.teacher_heads == "learn" and cfg.loss == "dino-ibot"
     if learn and heads.exists() and not cfg.overwrite:
         payload = _peek(heads, "learnt teacher heads")
-        fix = "pass --overwrite to learn them again, or use a new --output-dir"
+        fix = "pass --overwrite to learn them again, or use a new --out-dir"
         if "fingerprint" not in payload:
             raise InputError(f"{heads} has no fingerprint (an older plismbench wrote it); "
                              f"{fix}")  # fmt: skip
@@ -144,7 +144,7 @@ def dry_run(cfg: DistillConfig) -> DistillResult:
     out = Path(cfg.output_dir)  # type: ignore[arg-type]
     if (out / CHECKPOINT_FILE).exists():
         raise InputError(f"{out} holds a run ({CHECKPOINT_FILE}); a dry run would replace "
-                         f"its {CONFIG_FILE}: use a new --output-dir")  # fmt: skip
+                         f"its {CONFIG_FILE}: use a new --out-dir")  # fmt: skip
     preflight(dataclasses.replace(cfg, resume=False))
     notes = [w for w in (heads_warning(cfg),) if w]
     for note in notes:
