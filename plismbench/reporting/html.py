@@ -144,7 +144,7 @@ def leaderboard_table(inputs: ReportInputs) -> str:
     for row in board.iter_rows(named=True):
         status = row.get("status", "ranked")
         cells = [
-            f"<td>{row['rank']}</td>",
+            f"<td>{'' if row['rank'] is None else row['rank']}</td>",
             f'<td class="l">{escape(row["model"])}</td>',
             f"<td>{_params(params.get(row['model']))}</td>",
         ]
@@ -200,7 +200,7 @@ def provenance_table(run: ModelRun) -> str:
     """What produced a model's features: one row per ``meta.json`` field, collapsed."""
     meta = {s: _flatten(m) for s, m in run.provenance.items() if isinstance(m, dict)}
     meta = {s: _quiet(m) for s, m in meta.items()}
-    n_slides = int(run.run.get("n_slides", 0)) or len(meta)
+    n_slides = int(run.run.n_slides or 0) or len(meta)
     if not meta:
         return (
             '<p class="note">No <code>meta.json</code> beside this model\'s features '
@@ -247,10 +247,11 @@ def run_table(run: ModelRun) -> str:
         ("finished_at", "finished"),
         ("elapsed_s", "evaluation time (s)"),
     ]
+    record = run.run.to_json()
     rows = "".join(
-        f'<tr><td class="l">{label}</td><td class="l mono">{_full(run.run[key])}</td></tr>'
+        f'<tr><td class="l">{label}</td><td class="l mono">{_full(record[key])}</td></tr>'
         for key, label in fields
-        if key in run.run
+        if record.get(key) is not None
     )
     return (
         '<table><thead><tr><th class="l">Evaluation</th><th class="l">Value</th></tr></thead>'

@@ -15,6 +15,7 @@ import plismbench
 from plismbench.reporting import figures, files_dir, load_inputs
 from plismbench.reporting.html import provenance_table
 from plismbench.reporting.inputs import ModelRun
+from plismbench.store.evaluation import RunRecord
 
 
 def test_exports_and_bundles(report_html: Path, metrics_dir: Path) -> None:
@@ -32,7 +33,7 @@ def test_exports_and_bundles(report_html: Path, metrics_dir: Path) -> None:
         score = bundle["leaderboard"]["leaderboard_metric"]
         if model != "partial":  # 2 x 2 slides: every pair type, a score with an interval
             assert score["ci_low"] <= score["value"] <= score["ci_high"]
-        assert {"median_ci_low", "iqr_ci_high"} <= set(bundle["results"][0])
+        assert {"median_ci_low", "median_ci_high"} <= set(bundle["results"][0])
     good = json.loads((metrics_dir / "24_tiles" / "good" / "results.json").read_text())
     assert good["weights_sha256"] == "ab" * 32 and good["dataset"]["source"]["path"]
 
@@ -77,7 +78,8 @@ def test_scatter_has_error_bars(metrics_dir: Path) -> None:
 def _run(provenance: dict) -> ModelRun:
     import polars as pl
 
-    return ModelRun("m", Path("."), pl.DataFrame(), pl.DataFrame(), {"n_slides": 2}, provenance)
+    frame = pl.DataFrame()
+    return ModelRun("m", Path("."), frame, frame, RunRecord(n_slides=2), provenance)
 
 
 def test_provenance_drops_noise() -> None:
@@ -124,7 +126,7 @@ def test_demo_detection_from_the_source() -> None:
 
     def inputs(source: dict) -> ReportInputs:
         prov = {"s": {"source": source}}
-        run = ModelRun("uni", Path("."), pl.DataFrame(), pl.DataFrame(), {}, prov)
+        run = ModelRun("uni", Path("."), pl.DataFrame(), pl.DataFrame(), RunRecord(), prov)
         return ReportInputs(Path("."), 8, Path("."), pl.DataFrame(), [run])
 
     assert is_demo(inputs({"type": "h5", "download_dir": "/x/out/data/synthetic"}))
