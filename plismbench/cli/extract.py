@@ -149,6 +149,11 @@ def extract_command(
         if result.slides_elsewhere
         else ""
     )
+    if result.worst_cosine is not None:  # printed even when progress bars hide the log
+        log(
+            f"precision check: worst cosine {result.worst_cosine:.6f} ({result.precision} vs "
+            "fp32), recorded in meta.json"
+        )
     log(
         f"{result.model}: {len(result.slides_done)} slides done, {len(result.slides_skipped)} "
         f"already there{elsewhere}, {result.tiles} tiles in {result.seconds:.1f}s "

@@ -1,13 +1,15 @@
 """What produced a slide's features: the fingerprint a finished or partial slide must match.
 
 A slide counts as done only if its ``meta.json`` names the same model, weights digest,
-precision and preprocessing as the current run; anything else is refused (one line,
-``--overwrite`` to replace), never silently reused.
+precision, preprocessing and tile source (``source_digest``: the slide's tile ids, their count
+and the first tile's pixels, or the revision of a streamed source) as the current run;
+anything else is refused (one line, ``--overwrite`` to replace), never silently reused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -17,13 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from plismbench.data.base import TileSource
 from plismbench.errors import InputError
 from plismbench.extractors.module import FeatureExtractor
 from plismbench.utils.hashing import tensor_state_digest
-from plismbench.utils.io import write_json
+from plismbench.utils.io import apply_umask, write_json
 
 #: Keys of ``meta.json`` that must equal the current run's for a slide to be reused.
 FINGERPRINT_KEYS = (
@@ -39,6 +42,7 @@ FINGERPRINT_KEYS = (
     "normalise",
     "mean",
     "std",
+    "source_digest",
 )
 
 
@@ -68,13 +72,47 @@ def fingerprint(extractor: FeatureExtractor, weights_sha: str) -> dict[str, Any]
     }
 
 
+def source_digest(source: TileSource, slide_id: str) -> str:
+    """sha256 of what a slide's features are computed from, read in one tile at most.
+
+    The tile ids (``coords``) and their count always; then the source's own revision when it
+    names one (a Hub dataset commit), else the first tile's pixels, unless the source is
+    streamed (``sequential``: a sample would cost a second pass over the slide).
+    """
+    coords = np.ascontiguousarray(np.asarray(source.coords(slide_id), dtype=np.int64))
+    digest = hashlib.sha256(f"{slide_id}:{len(coords)}:".encode())
+    digest.update(coords.tobytes())
+    described = describe_source(source)
+    revision = described.get("revision") if isinstance(described, dict) else None
+    if revision:
+        digest.update(f"revision:{revision}".encode())
+    elif len(coords) and not getattr(source, "sequential", False):
+        batches = source.iter_batches(slide_id, 1, 0)
+        try:
+            first = next(iter(batches))
+        finally:
+            close = getattr(batches, "close", None)
+            if callable(close):
+                close()
+        tile = np.ascontiguousarray(np.asarray(first.tiles[:1], dtype=np.uint8))
+        digest.update(f"tile:{tile.shape}".encode())
+        digest.update(tile.tobytes())
+    return digest.hexdigest()
+
+
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable ``key stored vs current`` for every fingerprint key that differs."""
+    """Human-readable ``key stored vs current`` for every fingerprint key that differs.
+
+    Keys the current fingerprint does not carry are not compared (a folder's fingerprint has
+    no ``source_digest``: that one is per slide).
+    """
     out = []
     for key in FINGERPRINT_KEYS:
+        if key not in current:
+            continue
         if stored.get(key, "<missing>") != current.get(key):
             old, new = stored.get(key, "<missing>"), current.get(key)
-            if key == "weights_sha256":
+            if key in ("weights_sha256", "source_digest"):
                 old, new = str(old)[:12], str(new)[:12]
             out.append(f"{key} {old} (this run: {new})")
     return out
@@ -154,6 +192,7 @@ def pin_folder(out_root: Path, fp: dict[str, Any], overwrite: bool) -> None:
     """
     path = out_root / FOLDER_FINGERPRINT
     fd, tmp = tempfile.mkstemp(prefix=".fingerprint.", suffix=".tmp", dir=out_root)
+    apply_umask(tmp)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(fp, indent=2) + "\n")

@@ -6,8 +6,10 @@ and the reference benchmark (owkin/plism-benchmark); parameter counts are the ar
 :func:`dataclasses.replace` of one base, and each architecture is declared once
 (:class:`~plismbench.extractors.archs.TimmArch` / :class:`~plismbench.extractors.archs.HFArch`).
 
-Precision: the reference autocasts every model in fp16 on a GPU, so ``dtype="fp16"`` here;
-``extract --precision`` overrides it (see docs/extract.md for the measured differences).
+Precision: the reference autocasts its models in fp16 on a GPU, so ``dtype="fp16"`` here,
+except CONCH and PLIP: it calls their ``.module.encode_image`` / ``.module.get_image_features``,
+which bypass its autocast wrapper, so they run in fp32 there and here. ``extract --precision``
+overrides it (see docs/extract.md for the measured differences).
 """
 
 from __future__ import annotations
@@ -304,6 +306,7 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         _BASE,
         name="conch",
         loader=conch_loader,
+        dtype="fp32",  # the reference calls .module.encode_image, past its fp16 autocast
         embed_dim=512,
         pooling="model",
         mean=OPENAI_CLIP_MEAN,
@@ -346,6 +349,7 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
     replace(
         _HF,
         name="plip",
+        dtype="fp32",  # the reference calls .module.get_image_features, past its autocast
         embed_dim=512,
         pooling="model",
         mean=OPENAI_CLIP_MEAN,

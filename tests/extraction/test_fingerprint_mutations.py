@@ -57,7 +57,16 @@ def test_precision_and_weights_are_differences() -> None:
 
 
 def test_a_key_missing_from_an_old_meta_is_a_difference() -> None:
-    current = _fp(get_extractor("h0-mini"))
+    current = {**_fp(get_extractor("h0-mini")), "source_digest": "c" * 64}  # a slide's
     for key in FINGERPRINT_KEYS:
         stored = {k: v for k, v in current.items() if k != key}
         assert [d.split(" ")[0] for d in differences(stored, current)] == [key]
+
+
+def test_the_source_digest_is_a_difference_per_slide_not_per_folder() -> None:
+    base = _fp(get_extractor("h0-mini"))
+    slide = {**base, "source_digest": "c" * 64}
+    assert [d.split(" ")[0] for d in differences(slide, {**base, "source_digest": "d" * 64})] == [
+        "source_digest"
+    ]
+    assert differences(slide, base) == []  # the folder's fingerprint carries no source
