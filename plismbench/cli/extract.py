@@ -211,19 +211,31 @@ def models_command(
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
-    for column in ("name", "dim", "params (M)", "pooling", "weights from", "gated", "licence"):
-        table.add_column(column, no_wrap=column != "weights from", overflow="fold")
+    columns = ("name", "dim", "params (M)", "pooling", "precision", "input", "weights from",
+               "gated", "licence")  # fmt: skip
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("weights from", "licence"), overflow="fold")
     for s in specs:
+        size = f"{s.input_size}" + (f" (<-{s.resize})" if s.resize else "")
+        size = size if s.normalise else "raw"
+        restricted = ", ".join(s.licence_restrictions)
         table.add_row(
             s.name,
             str(s.embed_dim),
             "-" if s.params_m is None else f"{s.params_m:g}",
             s.pooling,
+            f"{s.dtype} (GPU)" if s.normalise else "fp32",
+            size,
             s.hub_id or s.url or "-",
             "yes: accept terms" if s.gated else "",
-            s.licence,
+            s.licence + (f" (restricts: {restricted})" if restricted else ""),
         )
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=200)
     console.print(table)
+    why = [(s.name, s.pooling, s.pooling_reason) for s in specs if s.pooling_reason]
+    if why:
+        console.print("Pooling defaults (override with `extract --pooling`):", highlight=False)
+        for name, pooling, reason in why:
+            console.print(f"  {name}: {pooling}: {reason}", highlight=False, soft_wrap=True)

@@ -2,8 +2,8 @@
 
 ``published.json`` holds the table of the owkin/plism-benchmark README (16 models: the
 "On 03/03/2025" table plus GenBio-PathFM, added at #2 in April 2026; 8,139 tiles per slide,
-4,095 slide pairs) with our registry's model names and the upstream commit it was read at. The figures
-are rounded to 3 decimals as published; see ``docs/published.md`` for the agreement to
+4,095 slide pairs) with our registry's model names and the upstream commit it was read at.
+The figures are rounded to 3 decimals as published; see ``docs/published.md`` for the agreement to
 expect and why a faithful run can differ.
 """
 
@@ -109,7 +109,8 @@ def published_rich(board: pl.DataFrame, n_tiles: int) -> Any:
                 cells.append(f"{value:.3f} ({diff:+.3f})" if ok else "n/a")
             table.add_row("", f"  this run: {run['model']}", *cells, style="bold cyan")
     note = (
-        f"Source: {src['url']} (read {src['read_on']}; docs/published.md). This run's value (difference to the published one). "
+        f"Source: {src['url']} (read {src['read_on']}; docs/published.md). "
+        "This run's value (difference to the published one). "
         "A faithful run differs by the reference's 3-decimal rounding, its float16 "
         "similarities and its self-match exclusion: docs/published.md says what to expect."
     )
