@@ -104,6 +104,22 @@ def extract_command(
         typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    pooling: Annotated[
+        str | None,
+        typer.Option(
+            "--pooling",
+            help="cls, mean or cls+mean instead of the model's default (see `plismbench "
+            "models`); features go to <model>-<pooling>/ and meta.json records it.",
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision",
+            help="Hub revision (branch, tag or commit) of the weights; the resolved commit "
+            "is recorded in meta.json.",
+        ),
+    ] = None,
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
     _load_plugins(plugin)
@@ -132,6 +148,8 @@ def extract_command(
         wait=not no_wait,
         log=None if not quiet and err_console.is_terminal else log,
         progress=not quiet,
+        pooling=pooling,
+        revision=revision,
     )
     config.validate()
     # Cheap checks first: the output folder and the Hub, before any model or data is loaded.

@@ -43,7 +43,10 @@ FINGERPRINT_KEYS = (
     "mean",
     "std",
     "source_digest",
+    "hub_revision",
 )
+#: Keys whose absence in an older meta.json means ``None`` (not a difference by itself).
+_ABSENT_IS_NONE = frozenset({"hub_revision"})
 
 
 def weights_digest(extractor: FeatureExtractor) -> str:
@@ -53,12 +56,19 @@ def weights_digest(extractor: FeatureExtractor) -> str:
     return tensor_state_digest({k.replace("_orig_mod.", ""): v for k, v in state.items()})
 
 
-def fingerprint(extractor: FeatureExtractor, weights_sha: str) -> dict[str, Any]:
-    """The run's identity as stored in (and compared with) ``meta.json``."""
+def fingerprint(
+    extractor: FeatureExtractor, weights_sha: str, hub_revision: str | None = None
+) -> dict[str, Any]:
+    """The run's identity as stored in (and compared with) ``meta.json``.
+
+    ``hub_revision`` is the Hub commit the weights came from: two revisions of one model are
+    two settings, never mixed in one folder.
+    """
     spec = extractor.spec
     return {
         "model": spec.name,
         "weights_sha256": weights_sha,
+        "hub_revision": hub_revision,
         "precision": extractor.precision,
         "pooling": spec.pooling,
         "num_prefix_tokens": spec.num_prefix_tokens,
@@ -110,9 +120,10 @@ def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     for key in FINGERPRINT_KEYS:
         if key not in current:
             continue
-        if stored.get(key, "<missing>") != current.get(key):
-            old, new = stored.get(key, "<missing>"), current.get(key)
-            if key in ("weights_sha256", "source_digest"):
+        absent = None if key in _ABSENT_IS_NONE else "<missing>"
+        if stored.get(key, absent) != current.get(key):
+            old, new = stored.get(key, absent), current.get(key)
+            if key in ("weights_sha256", "source_digest", "hub_revision"):
                 old, new = str(old)[:12], str(new)[:12]
             out.append(f"{key} {old} (this run: {new})")
     return out
@@ -171,6 +182,9 @@ def build_meta(
         "tile_count": tile_count,
         "layers": layers,
         "hub_id": extractor.spec.hub_id,
+        "revision_requested": extractor.spec.revision,
+        "pooling_reason": extractor.spec.pooling_reason,
+        "precision_default": extractor.spec.dtype,
         "device": str(extractor.device),
         "batch_size": batch_size,
         "source": describe_source(source),

@@ -183,3 +183,24 @@ def check_url_weights(spec: ExtractorSpec, timeout: float = 5.0) -> None:
             f"model {spec.name!r}: its weights are not cached ({cached}) and {spec.url} cannot "
             f"be reached ({why}); download the file to that path"
         )
+
+
+def resolved_revision(spec: ExtractorSpec) -> str | None:
+    """The Hub commit a loaded model came from (read from the local cache), or ``None``.
+
+    A 40-hex ``--revision`` is the commit itself; a branch or tag is resolved through the
+    cache's ``refs/`` file, which ``huggingface_hub`` writes on every download.
+    """
+    if not spec.hub_id:
+        return None
+    rev = spec.revision or "main"
+    if len(rev) == 40 and all(c in "0123456789abcdef" for c in rev.lower()):
+        return rev.lower()
+    from huggingface_hub import constants
+
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{spec.hub_id.replace('/', '--')}" / "refs" / rev
+    try:
+        text = ref.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None

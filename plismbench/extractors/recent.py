@@ -52,7 +52,7 @@ def _hub_file(spec: ExtractorSpec) -> dict[str, torch.Tensor]:
 
     if not spec.hub_id or not spec.weights_file:
         raise InputError(f"model {spec.name!r} declares no Hub file to load weights from")
-    path = hf_hub_download(spec.hub_id, spec.weights_file)
+    path = hf_hub_download(spec.hub_id, spec.weights_file, revision=spec.revision)
     return load_state_file(Path(path))
 
 

@@ -75,6 +75,9 @@ class ExtractorSpec:
     #: Parameter count in millions (approximate, from the model card).
     params_m: float | None = None
     hub_id: str | None = None
+    #: Hub revision (branch, tag or commit) to load; ``None`` is ``main``. ``extract
+    #: --revision`` sets it; the resolved commit is recorded in ``meta.json``.
+    revision: str | None = None
     url: str | None = None
     gated: bool = False
     licence: str = "see model card"
