@@ -99,3 +99,17 @@ def test_revision_of_a_model_not_on_the_hub_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--revision: model 'rgb-histogram' is not loaded"):
         extract("rgb-histogram", MemorySource(n_slides=1, n_tiles=2, size=32), tmp_path,
                 revision="main")  # fmt: skip
+
+
+def test_dataset_revision_of_downloaded_h5_reaches_meta(tmp_path: Path) -> None:
+    """``download`` writes the dataset commit beside the h5 files; meta.json carries it."""
+    from plismbench.data.download import REVISION_FILE
+    from plismbench.data.sources import open_source
+    from plismbench.data.synth import synth
+
+    root = synth(tmp_path / "h5", n_tiles=2, stainings=["GIV"], scanners=["AT2"])
+    (root / REVISION_FILE).write_text(json.dumps({"repo_id": "owkin/x", "revision": "d" * 40}))
+    source = open_source(download_dir=root)
+    extract("rgb-histogram", source, tmp_path / "f", workers=0)
+    meta = json.loads(next((tmp_path / "f" / "rgb-histogram").glob("*/meta.json")).read_text())
+    assert meta["source"]["revision"] == "d" * 40 and meta["source"]["repo_id"] == "owkin/x"
