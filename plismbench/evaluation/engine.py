@@ -296,11 +296,15 @@ class _Run:
         results = with_intervals(aggregate(metrics, names), metrics, names)
         write_tables(self.out, self.model, metrics, results, names, store)
         n = len(self.rows)
+        provenance = store.provenance()
         write_json(
             self.out / RUN_FILE,
             {
                 "plismbench": __version__,
                 "model": self.model,
+                # the Hub commits of the weights and of the tiles (meta.json), when one for all
+                "model_hub_revision": _shared(provenance, "hub_revision"),
+                "dataset_revision": _shared(provenance, "source", "revision"),
                 "features_dir": str(self.features_dir.resolve()),
                 "slide_ids": sorted(store.slide_ids),
                 "n_slides": len(store.slides),
@@ -382,3 +386,14 @@ class _Run:
         stages.run_intras(mine, tick)
         tick(flush=True)
         stages.release()
+
+
+def _shared(provenance: dict[str, Any], *path: str) -> Any:
+    """A ``meta.json`` value that every slide shares (None if absent or varying)."""
+    values = []
+    for meta in provenance.values():
+        value: Any = meta
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        values.append(value)
+    return values[0] if values and len({repr(v) for v in values}) == 1 else None
