@@ -23,6 +23,7 @@ from plismbench.data.sources import open_source
 from plismbench.errors import InputError
 from plismbench.extractors.baselines import RANDOM_VIT
 from plismbench.extractors.spec import ExtractorSpec
+from plismbench.store.features import FEATURES_FILE, META_FILE
 from plismbench.utils.io import write_json
 
 DEFAULT_OUTPUT_DIR = Path("plismbench-results")
@@ -116,6 +117,9 @@ def run(
     # Stages 1 and 2: data (only when some features are missing), then extraction.
     from plismbench.extraction import extract
 
+    for spec in specs:
+        if spec not in todo:
+            say(f"extract: {spec.name} (reused: every slide is done)")
     if todo:
         t = time.perf_counter()
         tiles = _open(str(source), out, say)
@@ -160,6 +164,8 @@ def run(
         )  # fmt: skip
         n_used = res.n_tiles
         evaluated |= not res.reused
+        if res.reused:
+            say(f"evaluate: {folder} (reused: already complete)")
     timings["evaluate"] = time.perf_counter() - t
 
     # Stage 3b: why are some models more robust? (<output>/analysis/, reused when unchanged)
@@ -173,9 +179,9 @@ def run(
     # Stages 4 and 5: leaderboard and report.
     board = leaderboard(metrics_dir, n_used)
     board = board.filter(pl.col("model").is_in(folders))
+    t = time.perf_counter()
     report_path = _report(metrics_dir, n_used, refresh=evaluated, say=say)
-    if report_path is not None:
-        timings["report"] = 0.0
+    timings["report"] = time.perf_counter() - t
     return RunResult(out, folders, n_used, demo, board, report_path, timings)
 
 
@@ -191,10 +197,10 @@ def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: st
     from plismbench.extractors.access import check_model_access, check_url_weights
     from plismbench.extractors.loaders import require
     from plismbench.utils.device import resolve_device
-    from plismbench.utils.paths import check_free_space, ensure_writable_dir
+    from plismbench.utils.paths import check_free_space, check_writable_dir
 
     resolve_device(device)
-    ensure_writable_dir(out, "--output-dir")
+    check_writable_dir(out, "--out-dir")
     for spec in specs:  # local checks first, then the network
         require(spec)
     for spec in specs:
@@ -262,10 +268,10 @@ def _features_complete(
     precision = resolve_precision(None, spec, resolve_device(device))
     for sid in expected:
         slide = model_dir / sid
-        if not (slide / "features.npy").is_file():
+        if not (slide / FEATURES_FILE).is_file():
             return False
         try:
-            meta = json.loads((slide / "meta.json").read_text())
+            meta = json.loads((slide / META_FILE).read_text())
         except (OSError, ValueError):
             return False
         if not isinstance(meta, dict):
@@ -326,13 +332,13 @@ def _demo_data(target: Path, say: Callable[[str], None]) -> Path:
 
 def _report(
     metrics_dir: Path, n_tiles: int, *, refresh: bool, say: Callable[[str], None]
-) -> Path | None:
-    try:
-        from plismbench.reporting import report
-    except ImportError:  # the report module is optional in a partial install
-        return None
-    default = metrics_dir / f"{n_tiles}_tiles" / "report.html"
+) -> Path:
+    from plismbench.reporting import REPORT_FILE, report
+    from plismbench.store.evaluation import tiles_dir
+
+    default = tiles_dir(metrics_dir, n_tiles) / REPORT_FILE
     if default.is_file() and not refresh:
+        say(f"report: {default} (reused)")
         return default
     say("report: " + str(default))
     return Path(report(metrics_dir, n_tiles=n_tiles))
