@@ -16,7 +16,7 @@ runner = CliRunner(env={"COLUMNS": "200"})
 def test_distill_from_rudolfv2_without_accepting_its_licence_is_one_line(tmp_path: Path) -> None:
     out = tmp_path / "run"
     for dry in ([], ["--dry-run"]):
-        res = runner.invoke(app, ["distill", "--teacher", "rudolfv-2", "--output-dir", str(out),
+        res = runner.invoke(app, ["distill", "--teacher", "rudolfv-2", "--out-dir", str(out),
                                   "--tiles-dir", str(tmp_path), *dry])  # fmt: skip
         assert res.exit_code == 2, res.output
         assert res.output.count("\n") == 1 and "licence" in res.output
@@ -26,7 +26,7 @@ def test_distill_from_rudolfv2_without_accepting_its_licence_is_one_line(tmp_pat
 
 def test_accepting_the_licence_is_recorded_in_the_config(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    res = runner.invoke(app, ["distill", "--teacher", "rudolfv-2-s", "--output-dir", str(out),
+    res = runner.invoke(app, ["distill", "--teacher", "rudolfv-2-s", "--out-dir", str(out),
                               "--accept-licence", "--dry-run"])  # fmt: skip
     assert res.exit_code == 0, res.output
     config = yaml.safe_load((out / "config.yaml").read_text())

@@ -118,7 +118,7 @@ def test_run_without_an_optional_package_fails_before_downloading(
     if importlib.util.find_spec("conch") is not None:
         pytest.skip("conch is installed here")
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", "--model", "conch", "--output-dir", str(out)])
+    res = runner.invoke(app, ["run", "--model", "conch", "--out-dir", str(out)])
     assert res.exit_code == 2, res.output
     assert "optional package 'conch'" in res.output and res.output.count("\n") == 1
     assert not (out / "data").exists()
