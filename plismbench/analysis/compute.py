@@ -144,26 +144,47 @@ def sample_tables(
 
 
 def compare(a: np.ndarray, b: np.ndarray, design: Design) -> dict[str, list[Row]]:
-    """CKA (overall, per staining, per scanner, per slide) and principal angles of a vs b."""
+    """CKA with its null (all, per staining, per scanner, per slide) and principal angles.
+
+    ``a`` and ``b`` are (slides, locations, d) samples of the same tiles. The samples of
+    every CKA scope are the distinct locations (see :mod:`plismbench.analysis.cka`).
+    """
     n_slides, n_loc, _ = a.shape
+    groups = {
+        "staining": (design.staining_of, design.stainings),
+        "scanner": (design.scanner_of, design.scanners),
+    }
+    sums: dict[tuple[str, int], list[np.ndarray]] = {}
+    rows: list[Row] = []
+    for i, sid in enumerate(design.slide_ids):
+        ka, kb = cka_mod.gram(a[i]), cka_mod.gram(b[i])
+        rows.append({"scope": "slide", "group": sid, **cka_mod.cka_with_null(ka, kb)})
+        keys = [("all", 0)] + [(scope, int(of[i])) for scope, (of, _) in groups.items()]
+        for key in keys:
+            if key in sums:
+                sums[key][0] += ka
+                sums[key][1] += kb
+            else:
+                sums[key] = [ka.copy(), kb.copy()]
+    head: list[Row] = [{"scope": "all", "group": "all", **cka_mod.cka_with_null(*sums["all", 0])}]
+    for scope, (_, names) in groups.items():
+        head += [
+            {"scope": scope, "group": name, **cka_mod.cka_with_null(*sums[scope, j])}
+            for j, name in enumerate(names)
+        ]
     xa, xb = a.reshape(n_slides * n_loc, -1), b.reshape(n_slides * n_loc, -1)
     slide = np.repeat(np.arange(n_slides), n_loc)
-    rows: list[Row] = [{"scope": "all", "group": "all", "cka": cka_mod.linear_cka(xa, xb)}]
-    for scope, of, names in (
-        ("staining", design.staining_of, design.stainings),
-        ("scanner", design.scanner_of, design.scanners),
-    ):
-        for i, name in enumerate(names):
-            mask = of[slide] == i
-            rows.append(
-                {"scope": scope, "group": name, "cka": cka_mod.linear_cka(xa[mask], xb[mask])}
-            )
-    for i, sid in enumerate(design.slide_ids):
-        rows.append({"scope": "slide", "group": sid, "cka": cka_mod.linear_cka(a[i], b[i])})
     angles: list[Row] = []
-    for nuisance, of in (("staining", design.staining_of), ("scanner", design.scanner_of)):
-        values = cka_mod.principal_angles(xa, xb, of[slide])
+    for nuisance, (of, _) in groups.items():
+        labels = of[slide]
+        values = cka_mod.principal_angles(xa, xb, labels)
+        rand, shuf = cka_mod.angle_nulls(xa, xb, labels)
         angles += [
-            {"nuisance": nuisance, "index": j, "angle_deg": float(v)} for j, v in enumerate(values)
-        ]
-    return {"cka": rows, "angles": angles}
+            {
+                "nuisance": nuisance, "index": j, "angle_deg": float(v),
+                "null_random_deg": float(rand[j]) if j < rand.size else float("nan"),
+                "null_shuffled_deg": float(shuf[j]) if j < shuf.size else float("nan"),
+            }
+            for j, v in enumerate(values)
+        ]  # fmt: skip
+    return {"cka": head + rows, "angles": angles}
