@@ -25,7 +25,7 @@ class Settings:
 
     k: int = 10
     folds: int = 5
-    probe_max_iter: int = 200
+    probe_max_iter: int = 1000
     robustness_index: bool = True
     use_gpu: bool | None = None
     threads: int = 4

@@ -35,7 +35,6 @@ _SUMMARY = (
 )
 
 
-
 def _save(fig: Figure, folder: Path, name: str) -> bytes:
     folder.mkdir(parents=True, exist_ok=True)
     data = {}
