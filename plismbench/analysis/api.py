@@ -2,9 +2,9 @@
 
 Outputs, under ``<out-dir>/<model>/`` (one ``layer`` column: ``final`` or the layer):
 ``variance.csv``, ``variance_subsets.csv``, ``geometry.csv``, ``probes.csv``,
-``neighbours.csv``, ``robustness.csv``, with ``--reference-model`` also ``cka.csv`` and
-``angles.csv``, and ``analysis.json`` (settings, content key, timings). Each table is also
-gathered over every analysed model in ``<out-dir>/<table>.csv``.
+``neighbours.csv``, ``robustness.csv``, ``offset.csv``, with ``--reference-model`` also
+``cka.csv`` and ``angles.csv``, and ``analysis.json`` (settings, content key, timings).
+Each table is also gathered over every analysed model in ``<out-dir>/<table>.csv``.
 
 Every input is checked before anything is computed, everything is computed before
 anything is written, and each model's folder is swapped in whole: a bad input leaves no
@@ -43,11 +43,11 @@ from plismbench.utils.hashing import file_digest
 from plismbench.utils.io import atomic_path, write_json
 
 #: Bump when the meaning of an output changes (invalidates reuse).
-FORMAT = 1
+FORMAT = 2
 INFO_FILE = "analysis.json"
 TABLES: tuple[str, ...] = (
     "variance", "variance_subsets", "geometry", "probes", "neighbours", "robustness", "cka",
-    "angles",
+    "angles", "offset",
 )  # fmt: skip
 #: Default number of sampled tile locations for probes, neighbours, RI and CKA.
 DEFAULT_SAMPLE_TILES = 460
@@ -335,7 +335,10 @@ def _analyse_model(
     for layer in ["final", *plan.layers]:
         store = plan.store if layer == "final" else layer_store(plan.store, layer)
         say(f"analyze: {plan.model} ({'final features' if layer == 'final' else 'layer ' + layer})")
-        out[layer] = analyse_view(store, plan.design, plan.rows, plan.pos, settings)
+        view = analyse_view(store, plan.design, plan.rows, plan.pos, settings)
+        if layer != "final":  # only the final sample is compared; a layer's is released
+            view.sample = np.empty((0, 0, 0), np.float32)
+        out[layer] = view
     return out
 
 
