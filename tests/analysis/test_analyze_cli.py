@@ -94,6 +94,9 @@ def test_layers_reference_and_reuse(features: Path, tmp_path: Path) -> None:
         assert (out / "figures" / f"{name}.png").is_file()
         assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     assert "student" in html and "planted" in html
+    # The per-layer retrieval, the CKA null, the offset share and the chance values.
+    assert "layer by layer (MAP@R)" in html and "2: " in html and "4: " in html
+    assert "null mean" in html and "offset share" in html and 'class="chance"' in html
     again = invoke(features, out, *args)
     assert again.exit_code == 0 and "reused: student, planted" in " ".join(again.output.split())
     only = invoke(features, out, "--model", "student", "--layers", "4", "--reference-model",
