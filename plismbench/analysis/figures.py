@@ -70,7 +70,7 @@ def neighbours_figure(neighbours: pl.DataFrame) -> Figure | None:
         ch = dict(zip(part["quantity"], part["chance"], strict=True))
         chance = [float(ch[c]) for c in CLASSES]
     rows.append(("(chance)", chance))
-    k = int(nb["k"][0])
+    k = int(nb.filter(pl.col("quantity") == CLASSES[0])["k"][0])
     return _stacked(rows, CLASSES, _CLASS_COLOURS, f"What the {k} nearest neighbours of a tile are",
                     "share of neighbours")  # fmt: skip
 
