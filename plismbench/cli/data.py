@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from plismbench.cli.app import app, err_console
+from plismbench.cli.app import app, err_console, examples
+from plismbench.cli.options import old_name, renamed, require
 from plismbench.data.catalogue import N_TILES
 from plismbench.errors import InputError
 
@@ -18,7 +20,10 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench download --download-dir PLISM",
+    "plismbench download --download-dir PLISM --stainings GIV,GM --scanners AT2",
+))
 def download(
     download_dir: Path = typer.Option(..., "--download-dir", help="Folder for the h5 files."),
     workers: int = typer.Option(8, "--workers", min=1, help="Files fetched in parallel."),
@@ -52,9 +57,13 @@ def download(
     err_console.print(report.summary(), highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench synth -o SYNTH --tiles 16 --format h5,folder",
+    "plismbench extract -m rgb-histogram --download-dir SYNTH -o FEATURES",
+))
 def synth(
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", "-o", help="Output folder."),
+    out_old: Annotated[Path | None, old_name("--out")] = None,
     tiles: int | None = typer.Option(
         None, "--tiles", min=1, help="Tiles per slide (default 32, or all images of --from)."
     ),
@@ -78,6 +87,7 @@ def synth(
     """Write a synthetic registered PLISM: real H&E under simulated stainings and scanners."""
     from plismbench.data.synth import synth as run
 
+    out = require(renamed(out_dir, out_old, "--out", "--out-dir"), "--out-dir")
     formats = _split(fmt) or []
     path = run(
         out,

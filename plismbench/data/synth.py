@@ -248,8 +248,9 @@ def synth(
     stains = _choose(stainings, STAININGS, "staining")
     scans = _choose(scanners, SCANNERS, "scanner")
     names, base = base_tiles(n_tiles, from_dir=from_dir, seed=seed)
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    from plismbench.utils.paths import ensure_writable_dir
+
+    root = ensure_writable_dir(out, "--out-dir")
     hed = rgb_to_hed(base)
 
     def make(staining: str, stained: np.ndarray, scanner: str) -> tuple[str, list[bytes]]:
