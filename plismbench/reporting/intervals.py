@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plismbench.errors import InputError
+from plismbench.metrics.catalogue import COMPONENTS, SCORE, score
 from plismbench.reporting.inputs import ModelRun
-from plismbench.stats.bootstrap import Bootstrap
+from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.design import design_from_metrics
 from plismbench.stats.summary import component_replicates
 
 #: The scatter's y: mean of the three cross-condition top-10 medians.
 TOP10_MEAN = "top_10_cross_mean"
-_TOPS = ("top_10_cross_scanner", "top_10_cross_staining", "top_10_cross_scanner_cross_staining")
+_TOPS = tuple(c.label for c in COMPONENTS if c.pair_type.startswith("cross"))
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Intervals:
         return self.ci.get(key, (float("nan"), float("nan")))
 
 
-def model_intervals(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> Intervals:
+def model_intervals(run: ModelRun, n_boot: int = N_BOOT, seed: int = SEED) -> Intervals:
     """The four leaderboard medians, the score and the scatter's y, with their intervals."""
     out = Intervals()
     try:
@@ -37,8 +38,8 @@ def model_intervals(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> Interva
     except InputError:
         return out
     observed, reps = component_replicates(run.metrics, boot)
-    observed["leaderboard_metric"] = float(np.mean(list(observed.values())))
-    reps["leaderboard_metric"] = np.mean(np.stack(list(reps.values())), axis=0)
+    observed[SCORE] = score(list(observed.values()))
+    reps[SCORE] = score(list(reps.values()))
     observed[TOP10_MEAN] = float(np.mean([observed[t] for t in _TOPS]))
     reps[TOP10_MEAN] = np.mean(np.stack([reps[t] for t in _TOPS]), axis=0)
     for key, value in observed.items():
