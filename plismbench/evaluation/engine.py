@@ -319,11 +319,8 @@ class _Run:
                 pairs_computed=computed,
                 elapsed_s=round(time.perf_counter() - self.started, 3),
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                # the Hub commits of the weights and of the tiles (meta.json), when one for all
-                extra={
-                    "model_hub_revision": _shared(provenance, "hub_revision"),
-                    "dataset_revision": _shared(provenance, "source", "revision"),
-                },
+                model_hub_revision=_shared(provenance, "hub_revision"),
+                dataset_revision=_shared(provenance, "source", "revision"),
             ),
         )
         return EvaluationResult(self.model, self.out, metrics, results, n, ks, computed, False)
