@@ -30,7 +30,7 @@ from plismbench.data.catalogue import SCANNERS, STAININGS, TILE_SIZE, slide_id
 from plismbench.data.sources import IMAGE_SUFFIXES, decode_image
 from plismbench.data.tiles import parse_tile_id, tile_id
 from plismbench.errors import InputError
-from plismbench.utils.io import atomic_path
+from plismbench.utils.io import apply_umask, atomic_path
 
 __all__ = ["FORMATS", "ScannerModel", "StainingModel", "base_tiles", "synth"]
 
@@ -323,6 +323,7 @@ def _write_h5(path: Path, names: list[str], tiles: np.ndarray) -> None:
 def _write_folder(folder: Path, names: list[str], pngs: list[bytes]) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    apply_umask(tmp, directory=True)
     try:
         for name, data in zip(names, pngs, strict=True):
             (tmp / f"{name}.png").write_bytes(data)

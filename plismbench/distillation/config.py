@@ -134,11 +134,30 @@ class DistillConfig:
         None, "timm kwargs for the student.", cli=None, fingerprint=True, factory=dict
     )
     preset: str | None = opt(None, "Start from a named preset (h0-mini).")
+    accept_licence: bool = opt(
+        False, "Accept a teacher licence that restricts distillation (recorded in config.yaml).")
+
+    def check_licence(self) -> None:
+        """A teacher whose licence forbids training models that replicate it needs consent."""
+        if self.accept_licence or self.teacher.startswith("timm:"):
+            return
+        from plismbench.extractors.registry import get_extractor
+
+        try:
+            spec = get_extractor(self.teacher)
+        except InputError:
+            return  # not a registry model: loading it says what is wrong
+        if "no-replicating-training" in spec.licence_restrictions:
+            raise InputError(
+                f"--teacher {spec.name}: its licence ({spec.licence}) forbids training models "
+                "that replicate it; pass --accept-licence if your use is permitted"
+            )
 
     def check(self) -> None:
         """One clear line for an impossible option."""
         if not self.teacher:
             raise InputError("--teacher is required")
+        self.check_licence()
         if self.output_dir is None:
             raise InputError("--out-dir is required")
         choices = {"loss": ("dino-ibot", "cosine"), "centring": ("centre", "sinkhorn"),
