@@ -91,3 +91,16 @@ def test_every_published_row_is_printed_including_names_with_spaces(tmp_path: Pa
     assert re.search(r"#2\s+│\s+GenBio-PathFM.*0\.522", published[1])
     for name in ("Phikon v2", "Hibou Large", "h0_mini"):
         assert f"this run: {name}" in res.output, name
+
+
+def test_readme_top_5_is_the_shipped_table() -> None:
+    """The README's published top 5 is published.json's (a documented number that drifts fails)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    num = r" \| ([\d.]+)"
+    rows = re.findall(r"^\| (\d) \| ([^|]+)" + num * 5 + r" \|$", readme, re.M)
+    table = published_table().head(5)
+    assert [int(r[0]) for r in rows] == table["rank"].to_list()
+    for r, ref in zip(rows, table.iter_rows(named=True), strict=True):
+        assert r[1].strip() == ref["published_name"]
+        values = [float(v) for v in r[2:]]
+        assert values == [ref[c] for c in table.columns[3:8]]
