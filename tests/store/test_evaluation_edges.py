@@ -72,3 +72,14 @@ def test_a_folder_without_run_json_is_not_finished(tmp_path: Path) -> None:
     assert not is_finished(folder)
     with pytest.raises(InputError, match="no finished evaluation"):
         finished_model_dir(tmp_path, 48, "m")
+
+
+def test_the_only_tile_count_is_chosen(tmp_path: Path) -> None:
+    (tmp_path / "460_tiles").mkdir()
+    assert resolve_n_tiles(tmp_path, None) == 460
+
+
+def test_a_key_named_extra_is_kept_as_an_unknown_key() -> None:
+    record = RunRecord.from_json({"model": "m", "extra": {"a": 1}})
+    assert record.model == "m" and record.extra == {"extra": {"a": 1}}
+    assert record.to_json()["extra"] == {"a": 1}
