@@ -9,7 +9,7 @@ from synthetic import pairs_frame
 
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats import bootstrap as bootstrap_module
-from plismbench.stats.bootstrap import hierarchical_weights, jackknife_weights
+from plismbench.stats.bootstrap import hierarchical_weights, jackknife_weights, pair_weights
 
 
 def test_jackknife_rows_leave_one_unit_out() -> None:
@@ -30,6 +30,9 @@ def test_bootstrap_weights_are_resamples_then_jackknife() -> None:
     want = np.vstack([hierarchical_weights(design, 25, 5), jackknife_weights(design)])
     np.testing.assert_array_equal(boot.weights, want)
     assert boot.n_jack == (4, 3) and boot.n_replicates == 25 + 7
+    naive = Bootstrap(design, n_boot=25, seed=5, naive=True)
+    np.testing.assert_array_equal(naive.weights, pair_weights(design.n_pairs, 25, 5))
+    assert naive.n_jack == (0, 0) and naive.n_replicates == 25
 
 
 def test_compact_weights_hold_the_largest_product(monkeypatch: pytest.MonkeyPatch) -> None:

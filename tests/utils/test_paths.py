@@ -66,3 +66,11 @@ def test_under_a_fifo_is_not_a_folder(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(InputError, match="not a folder"):
         check_writable_dir(tmp_path / "pipe" / "out", "--out-dir")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_the_probe_leaks_no_file_descriptor(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        check_writable_dir(tmp_path / "out", "--out-dir")
+    assert len(os.listdir("/proc/self/fd")) == before
