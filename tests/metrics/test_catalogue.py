@@ -83,3 +83,40 @@ def test_components_and_labels() -> None:
 )
 def test_bounds(name: str, expected: tuple[float, float]) -> None:
     assert cat.bounds(name) == expected
+
+
+def test_directions() -> None:
+    directions = {m.name: m.higher_is_better for m in (cat.COSINE, *cat.RANK_METRICS)}
+    assert directions == {"cosine_similarity": True, "mrr": True, "median_rank": False}
+    assert cat.top_k(7).higher_is_better
+
+
+@pytest.mark.parametrize("name", ["top_3_accuracy_lo", "delta_top_3_accuracy", "mrr_all", "mr"])
+def test_lookup_needs_the_whole_name(name: str) -> None:
+    assert cat.lookup(name) is None
+    assert cat.label(name) == name
+
+
+def test_score_keeps_double_precision() -> None:
+    parts = [1 / 3, 1 / 7, 1 / 11, 1 / 13]
+    assert cat.score(parts) == pytest.approx(sum(parts) / 4, rel=1e-13, abs=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("top_10", (0.0, 1.0)),
+        ("mrrs", (-math.inf, math.inf)),
+        ("median_ranks", (-math.inf, math.inf)),
+    ],
+)
+def test_bounds_of_stems_and_lookalikes(name: str, expected: tuple[float, float]) -> None:
+    assert cat.bounds(name) == expected
+
+
+def test_component_headers_are_distinct() -> None:
+    for attr in ("header", "short", "pair_type"):
+        values = [getattr(c, attr) for c in cat.COMPONENTS]
+        assert len(set(values)) == len(values), attr
+    for c in cat.COMPONENTS[1:]:
+        assert c.header.endswith(c.pair_type.replace("cross-scanner-cross-staining", "cross-both"))
