@@ -66,7 +66,7 @@ def is_finished(folder: Path) -> bool:
 
 
 def available_n_tiles(metrics_dir: Path) -> list[int]:
-    """Tile counts with evaluated models under ``metrics_dir``."""
+    """Tile counts with a ``<n>_tiles`` folder under ``metrics_dir`` (finished or not)."""
     found = []
     for p in Path(metrics_dir).glob("*_tiles"):
         m = _TILES_DIR.fullmatch(p.name)
