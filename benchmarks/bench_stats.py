@@ -98,8 +98,8 @@ def baseline_results_ci(
     boot.design, boot.n_jack = design, (len(design.stainings), len(design.scanners))
     weights = np.vstack([
         hierarchical_weights(design, n_boot, seed),
-        jackknife_weights(design.slide_staining, len(design.stainings), design),
-        jackknife_weights(design.slide_scanner, len(design.scanners), design),
+        jackknife_weights(design.staining_of, len(design.stainings), design),
+        jackknife_weights(design.scanner_of, len(design.scanners), design),
     ])  # fmt: skip
     rows = []
     for ptype in pair_type_order(metrics["pair_type"].unique().to_list()):

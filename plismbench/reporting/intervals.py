@@ -10,8 +10,8 @@ from plismbench.errors import InputError
 from plismbench.reporting.inputs import ModelRun
 from plismbench.stats.bootstrap import Bootstrap
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import design_from_metrics
 from plismbench.stats.summary import component_replicates
+from plismbench.store.design import design_from_metrics
 
 #: The scatter's y: mean of the three cross-condition top-10 medians.
 TOP10_MEAN = "top_10_cross_mean"

@@ -24,7 +24,6 @@ import numpy as np
 from plismbench.metrics.aggregate import ALL
 from plismbench.stats.bounds import UNBOUNDED, Bounds
 from plismbench.stats.bytype import quantiles_by_group
-from plismbench.stats.design import Design
 from plismbench.stats.wquantiles import (
     INT32_MAX,
     Workspace,
@@ -33,6 +32,7 @@ from plismbench.stats.wquantiles import (
     smallest_int,
 )
 from plismbench.stats.wquantiles import weighted_quantiles as weighted_quantiles  # re-exported
+from plismbench.store.design import Design
 
 #: Default number of resamples, seed and interval level.
 N_BOOT = 1000
@@ -53,7 +53,7 @@ def slide_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.
     rng = np.random.default_rng(seed)
     stain = unit_counts(len(design.stainings), n_boot, rng)
     scan = unit_counts(len(design.scanners), n_boot, rng)
-    return stain[:, design.slide_staining] * scan[:, design.slide_scanner]
+    return stain[:, design.staining_of] * scan[:, design.scanner_of]
 
 
 def pair_products(
@@ -140,8 +140,8 @@ class Bootstrap:
             slides = np.vstack(
                 [
                     slide_weights(design, n_boot, seed),
-                    jackknife_slides(design.slide_staining, s),
-                    jackknife_slides(design.slide_scanner, c),
+                    jackknife_slides(design.staining_of, s),
+                    jackknife_slides(design.scanner_of, c),
                 ]
             )
             self.n_jack = (s, c)

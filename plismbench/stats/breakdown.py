@@ -21,7 +21,7 @@ from plismbench.data.catalogue import PAIR_TYPES
 from plismbench.errors import InputError
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap, weighted_quantiles
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import Design, design_from_metrics
+from plismbench.store.design import Design, design_from_metrics
 
 METRICS = ("cosine_similarity", "top_10_accuracy")
 COLUMNS = ("by", "level", "metric", "pair_type", "n_pairs", "median", "ci_low", "ci_high")
@@ -36,7 +36,7 @@ def _fixed_weights(boot: Bootstrap, kind: str, index: int) -> np.ndarray:
     stain = unit_counts(len(d.stainings), boot.n_boot, rng)
     scan = unit_counts(len(d.scanners), boot.n_boot, rng)
     (stain if kind == "staining" else scan)[:, index] = 1
-    slide = stain[:, d.slide_staining] * scan[:, d.slide_scanner]
+    slide = stain[:, d.staining_of] * scan[:, d.scanner_of]
     return np.vstack([slide[:, d.pair_a] * slide[:, d.pair_b], boot.weights[boot.n_boot :]])
 
 
@@ -75,8 +75,8 @@ def breakdown(
     }
     rows: list[dict[str, object]] = []
     for kind, labels, of_slide in (
-        ("staining", design.stainings, design.slide_staining),
-        ("scanner", design.scanners, design.slide_scanner),
+        ("staining", design.stainings, design.staining_of),
+        ("scanner", design.scanners, design.scanner_of),
     ):
         for index, label in enumerate(labels):
             involved = (of_slide[design.pair_a] == index) | (of_slide[design.pair_b] == index)

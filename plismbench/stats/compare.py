@@ -22,10 +22,10 @@ from plismbench.errors import InputError
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import difference_bounds
-from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
 from plismbench.stats.ranking import Entry, load_entry
 from plismbench.stats.summary import score_replicates
+from plismbench.store.design import align, design_from_metrics
 
 #: The pseudo metric and pair type of the leaderboard score's row.
 SCORE = "leaderboard_metric"

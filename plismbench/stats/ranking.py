@@ -23,9 +23,9 @@ from plismbench.errors import InputError
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
 from plismbench.stats.bootstrap import Bootstrap
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
 from plismbench.stats.summary import component_replicates
+from plismbench.store.design import align, design_from_metrics
 
 NAN = float("nan")
 

@@ -10,7 +10,7 @@ import polars as pl
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds, spread_bounds
-from plismbench.stats.design import design_from_metrics
+from plismbench.store.design import design_from_metrics
 
 #: Columns added beside an aggregate.
 CI_COLUMNS = ("median_ci_low", "median_ci_high", "iqr_ci_low", "iqr_ci_high")

@@ -36,16 +36,16 @@ def test_hierarchical_weights_equal_an_explicit_resampler() -> None:
     for b in range(20):
         # Every drawn slide (a staining copy x a scanner copy), then every pair of copies.
         drawn = [
-            design.slides.index(next(
-                s for k, s in enumerate(design.slides)
-                if design.slide_staining[k] == st and design.slide_scanner[k] == sc
+            design.slide_ids.index(next(
+                s for k, s in enumerate(design.slide_ids)
+                if design.staining_of[k] == st and design.scanner_of[k] == sc
             ))
             for st in st_draws[b] for sc in sc_draws[b]
         ]  # fmt: skip
         want = np.zeros(design.n_pairs, dtype=np.int64)
         for x, y in itertools.combinations(drawn, 2):
             if x != y:  # a slide paired with its own copy is no slide pair
-                want[index[frozenset((design.slides[x], design.slides[y]))]] += 1
+                want[index[frozenset((design.slide_ids[x], design.slide_ids[y]))]] += 1
         np.testing.assert_array_equal(weights[b], want)
 
 

@@ -12,8 +12,8 @@ from reference import holm_oracle
 
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.compare import compare
-from plismbench.stats.design import Design
 from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
+from plismbench.store.design import Design
 
 
 def test_p_value_is_the_documented_count() -> None:
@@ -137,7 +137,7 @@ def test_fixed_level_is_in_every_breakdown_resample() -> None:
 
     design = design_from_metrics(pairs_frame(4, 3))
     boot = Bootstrap(design, n_boot=100)
-    for kind, of in (("staining", design.slide_staining), ("scanner", design.slide_scanner)):
+    for kind, of in (("staining", design.staining_of), ("scanner", design.scanner_of)):
         for index in range(of.max() + 1):
             w = _fixed_weights(boot, kind, index)[: boot.n_boot]
             within = (of[design.pair_a] == index) & (of[design.pair_b] == index)
@@ -156,13 +156,13 @@ def hierarchical_once(boot: Bootstrap, kind: str, d: Design) -> np.ndarray:
     stain = unit_counts(len(d.stainings), boot.n_boot, rng)
     scan = unit_counts(len(d.scanners), boot.n_boot, rng)
     (stain if kind == "staining" else scan)[:] = 1
-    slide = stain[:, d.slide_staining] * scan[:, d.slide_scanner]
+    slide = stain[:, d.staining_of] * scan[:, d.scanner_of]
     return np.asarray(slide[:, d.pair_a] * slide[:, d.pair_b])
 
 
 def test_align_refuses_duplicated_pairs() -> None:
     from plismbench.errors import InputError
-    from plismbench.stats.design import align
+    from plismbench.store.design import align
 
     frame = pairs_frame(3, 2)
     with pytest.raises(InputError, match="not the same slide pairs"):
