@@ -12,7 +12,6 @@ benchmark run on it offline.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -27,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 from plismbench.data.catalogue import SCANNERS, STAININGS, TILE_SIZE, slide_id
-from plismbench.data.sources import IMAGE_SUFFIXES, decode_image
+from plismbench.data.formats import IMAGE_SUFFIXES, tiles_schema
+from plismbench.data.sources import decode_image
 from plismbench.data.tiles import parse_tile_id, tile_id
 from plismbench.errors import InputError
 from plismbench.utils.io import atomic_path
@@ -293,32 +293,6 @@ def _write_folder(folder: Path, names: list[str], pngs: list[bytes]) -> None:
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-#: Hugging Face ``datasets`` features of the tiles-dataset schema.
-_HF_FEATURES = {
-    "slide_id": {"dtype": "string", "_type": "Value"},
-    "tile_id": {"dtype": "string", "_type": "Value"},
-    "png": {"_type": "Image"},
-    "stainer": {"dtype": "string", "_type": "Value"},
-    "scanner": {"dtype": "string", "_type": "Value"},
-}
-
-
-def tiles_schema() -> object:
-    """The arrow schema of the tiles dataset (``png`` as the HF Image struct)."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("slide_id", pa.string()),
-            ("tile_id", pa.string()),
-            ("png", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-            ("stainer", pa.string()),
-            ("scanner", pa.string()),
-        ],
-        metadata={"huggingface": json.dumps({"info": {"features": _HF_FEATURES}})},
-    )
 
 
 def tiles_table(sid: str, names: list[str], pngs: list[bytes]) -> object:
