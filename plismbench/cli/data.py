@@ -32,12 +32,22 @@ def download(
     expect_tiles: int = typer.Option(
         N_TILES, "--expect-tiles", help="Tiles each file must hold (0: do not check the count)."
     ),
+    dataset: str = typer.Option(
+        "plism", "--dataset", help="plism, scorpion (Zenodo), or a manifest .csv/.yaml to check."
+    ),
 ) -> None:
     """Download the PLISM h5 files (owkin/plism-dataset, ~2.5 GB each), resumably, then verify them.
 
     The Hub token comes from HF_TOKEN or `hf auth login`; run the same command again to resume.
+    `--dataset scorpion` fetches SCORPION from Zenodo instead (md5-checked, resumable); a
+    manifest is validated (nothing to download).
     """
     from plismbench.data.download import download as run
+    from plismbench.data.download import download_dataset
+
+    if dataset.lower() != "plism":
+        err_console.print(download_dataset(dataset, download_dir), highlight=False)
+        return
 
     report = run(
         download_dir,
@@ -74,9 +84,24 @@ def synth(
         help="Comma-separated: h5 (OUT/{slide}.h5), parquet (OUT/parquet/data/), "
         "folder (OUT/tiles/{slide}/{tile}.png).",
     ),
+    dataset: str = typer.Option(
+        "plism", "--dataset", help="plism, or scorpion (OUT/slide_{i}/sample_{j}/{scanner}.jpg)."
+    ),
 ) -> None:
-    """Write a synthetic registered PLISM: real H&E under simulated stainings and scanners."""
+    """Write a synthetic registered PLISM: real H&E under simulated stainings and scanners.
+
+    `--dataset scorpion` writes a SCORPION-shaped demo instead: 5 simulated scanners.
+    """
     from plismbench.data.synth import synth as run
+
+    if dataset.lower() == "scorpion":
+        from plismbench.data.scorpion import synth as scorpion_synth
+
+        path = scorpion_synth(out, seed=seed)
+        err_console.print(f"synthetic SCORPION written to {path}", highlight=False)
+        return
+    if dataset.lower() != "plism":
+        raise InputError(f"--dataset {dataset}: synth knows plism and scorpion")
 
     formats = _split(fmt) or []
     path = run(

@@ -11,7 +11,7 @@ from plismbench.data.catalogue import H5_REPO, N_TILES, SCANNERS, STAININGS, sli
 from plismbench.data.tiles import parse_tile_id
 from plismbench.errors import InputError
 
-__all__ = ["DownloadReport", "download", "expected_slides", "verify"]
+__all__ = ["DownloadReport", "download", "download_dataset", "expected_slides", "verify"]
 
 
 @dataclass
@@ -166,3 +166,24 @@ def download(
             endpoint=endpoint(),
         )
     return verify(root, stainings=stainings, scanners=scanners, n_tiles=n_tiles)
+
+
+def download_dataset(dataset: str, download_dir: str | os.PathLike[str]) -> str:
+    """Fetch and verify a non-PLISM dataset; one line saying what is there.
+
+    ``scorpion``: from Zenodo (:mod:`plismbench.data.zenodo`); a manifest (.csv/.yaml): only
+    validated, its images are already local.
+    """
+    from plismbench.data.datasets.manifest import resolve_dataset
+
+    spec = resolve_dataset(dataset)
+    if spec.source.kind == "local":
+        return (
+            f"{spec.source.location}: {spec.n_units} units x {spec.n_keys} registered keys "
+            f"({' x '.join(f'{len(f.levels)} {f.name}' for f in spec.factors)}), all present"
+        )
+    if spec.name == "scorpion":
+        from plismbench.data import scorpion
+
+        return scorpion.download(download_dir, spec.n_keys)
+    raise InputError(f"--dataset {dataset}: download knows plism, scorpion and manifests")
