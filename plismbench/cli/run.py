@@ -46,6 +46,9 @@ def run(
             "minutes) and compare them."
         ),
     ] = False,
+    dataset: Annotated[
+        str, typer.Option(help="plism, or scorpion (with --source synthetic or its folder).")
+    ] = "plism",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print machine-readable results only.")
@@ -68,7 +71,7 @@ def run(
         device=device,
         batch_size=batch_size,
         workers=workers,
-        keep_data=keep_data, distill_demo=distill_demo,
+        keep_data=keep_data, distill_demo=distill_demo, dataset=dataset,
         progress=not silent,
         log=None if silent else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False)),
     )

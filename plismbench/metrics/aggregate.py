@@ -65,10 +65,13 @@ def aggregate(metrics: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def leaderboard_components(results: pl.DataFrame) -> dict[str, float]:
-    """The four medians of the reference leaderboard and their mean (NaN if one is missing)."""
+def leaderboard_components(
+    results: pl.DataFrame, components: Sequence[tuple[str, str]] = LEADERBOARD_COMPONENTS
+) -> dict[str, float]:
+    """The leaderboard's medians (PLISM: the reference's four) and their mean (NaN if one is
+    missing); ``components`` come from the dataset (``DatasetSpec.score_components``)."""
     out: dict[str, float] = {}
-    for ptype, metric in LEADERBOARD_COMPONENTS:
+    for ptype, metric in components:
         hit = results.filter((pl.col("pair_type") == ptype) & (pl.col("metric") == metric))
         label = f"{metric.removesuffix('_accuracy')}_{ptype}".replace("-", "_")
         out[label] = float(hit["median"][0]) if hit.height else float("nan")

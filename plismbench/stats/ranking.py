@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from plismbench.data.catalogue import PAIR_TYPES
+from plismbench.data.datasets import dataset_of_units
 from plismbench.errors import InputError
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
 from plismbench.stats.bootstrap import Bootstrap
@@ -80,7 +80,8 @@ def load_entry(folder: Path) -> Entry:
         if not isinstance(run, dict):
             raise ValueError("run.json is not an object")
         results = pl.read_csv(folder / "results.csv")
-        components = leaderboard_components(results)
+        dataset = dataset_of_units(run.get("slide_ids") or ())
+        components = leaderboard_components(results, dataset.score_components())
         metrics = _read_metrics(folder)
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
@@ -95,7 +96,7 @@ def load_entry(folder: Path) -> Entry:
     if 10 not in [int(k) for k in run.get("top_k", [])]:
         entry.reasons.append("evaluated without k=10")
     present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
-    lacking = [t for t in PAIR_TYPES if t not in present]
+    lacking = [t for t in dataset.pair_types() if t not in present]
     if lacking:
         entry.reasons.append(f"no {', '.join(lacking)} pairs")
     if not np.isfinite(entry.score) and not lacking:

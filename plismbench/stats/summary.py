@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
+from plismbench.data.datasets import dataset_of_units
+from plismbench.metrics.aggregate import pair_type_order
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds, spread_bounds
 from plismbench.store.design import design_from_metrics
@@ -66,7 +67,7 @@ def component_replicates(
     """The four leaderboard medians and their replicate vectors (NaN when missing)."""
     observed: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
-    for ptype, metric in LEADERBOARD_COMPONENTS:
+    for ptype, metric in dataset_of_units(boot.design.units).score_components():
         label = component_label(ptype, metric)
         if metric not in metrics.columns:
             observed[label], reps[label] = float("nan"), np.full(boot.n_replicates, np.nan)

@@ -17,7 +17,7 @@ differs and every other factor is equal; one factor gives one pair type.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Literal
@@ -165,6 +165,14 @@ class DatasetSpec:
         """The pair types of this dataset, in report order (derived from the factors)."""
         return pair_types_of(self.factor_names)
 
+    def score_components(self) -> tuple[tuple[str, str], ...]:
+        """The leaderboard score's components, (pair type, metric); the score is their mean.
+
+        The median cosine over all pairs, then the median top-10 accuracy of each pair type:
+        PLISM's four (the reference benchmark's), SCORPION's two.
+        """
+        return (("all", "cosine_similarity"), *((t, "top_10_accuracy") for t in self.pair_types()))
+
     def pair_type(self, a: Mapping[str, str], b: Mapping[str, str]) -> str:
         """The pair type of two units given as ``{factor: level}``."""
         return pair_type_name([f for f in self.factor_names if a[f] != b[f]])
@@ -198,6 +206,19 @@ def get_dataset(name: str) -> DatasetSpec:
             f"--dataset {name}: unknown dataset; choose among {', '.join(sorted(_REGISTRY))} "
             "or give a manifest (.csv/.yaml)"
         ) from None
+
+
+def dataset_of_units(units: Iterable[str]) -> DatasetSpec:
+    """The registered dataset whose unit ids hold all of ``units``; PLISM when none does.
+
+    PLISM is the default so that users' own PLISM-named folders keep PLISM's score.
+    """
+    _load_builtins()
+    wanted = set(units)
+    for spec in _REGISTRY.values():
+        if spec.name != "plism" and wanted and wanted <= set(spec.unit_ids()):
+            return spec
+    return _REGISTRY["plism"]
 
 
 def _load_builtins() -> None:
