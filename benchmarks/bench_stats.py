@@ -19,6 +19,7 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -33,7 +34,9 @@ from plismbench.stats.bootstrap import (
     percentile_ci,
 )
 from plismbench.stats.bounds import metric_bounds, spread_bounds
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' fixtures
+from synthetic import pairs_frame, synthetic_metrics
 
 
 def metrics_table(seed: int = 0) -> tuple[pl.DataFrame, list[str]]:

@@ -28,7 +28,7 @@ _API: dict[str, str] = {
     "EvaluationResult": "plismbench.evaluation.engine",
     "leaderboard": "plismbench.stats.leaderboard",
     "compare": "plismbench.stats.compare",
-    "breakdown": "plismbench.stats.breakdown",
+    "breakdown": "plismbench.stats.model_breakdown",
     "analyze": "plismbench.analysis.api",
     "report": "plismbench.reporting",
     "run": "plismbench.pipeline",
@@ -72,9 +72,9 @@ if TYPE_CHECKING:  # static tools see the real objects
     from plismbench.metrics.ranks import pair_ranks
     from plismbench.pipeline import run
     from plismbench.reporting import report
-    from plismbench.stats.breakdown import breakdown
     from plismbench.stats.compare import compare
     from plismbench.stats.leaderboard import leaderboard
+    from plismbench.stats.model_breakdown import breakdown
 
 
 def __getattr__(name: str) -> Any:

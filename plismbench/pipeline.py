@@ -24,6 +24,7 @@ from plismbench.data.datasets import DatasetSpec
 from plismbench.data.sources import open_source
 from plismbench.errors import InputError
 from plismbench.extractors.spec import IMAGENET_MEAN, IMAGENET_STD, ExtractorSpec
+from plismbench.store.features import FEATURES_FILE, META_FILE
 from plismbench.utils.io import write_json
 
 DEFAULT_OUTPUT_DIR = Path("plismbench-results")
@@ -214,9 +215,9 @@ def run(
     # Stages 4 and 5: leaderboard and report.
     board = leaderboard(metrics_dir, n_used)
     board = board.filter(pl.col("model").is_in(folders))
+    t = time.perf_counter()
     report_path = _report(metrics_dir, n_used, refresh=evaluated, say=say)
-    if report_path is not None:
-        timings["report"] = 0.0
+    timings["report"] = time.perf_counter() - t
     return RunResult(out, folders, n_used, demo, board, report_path, timings)
 
 
@@ -230,10 +231,10 @@ def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: st
     from plismbench.data.hub import require_online
     from plismbench.extractors.access import check_model_access
     from plismbench.utils.device import resolve_device
-    from plismbench.utils.paths import check_free_space, ensure_writable_dir
+    from plismbench.utils.paths import check_free_space, check_writable_dir
 
     resolve_device(device)
-    ensure_writable_dir(out, "--output-dir")
+    check_writable_dir(out, "--out-dir")
     for spec in specs:
         check_model_access(spec.name, spec.hub_id, spec.gated)
     if specs and source in ("hub", "streaming"):
@@ -285,10 +286,10 @@ def _features_complete(
     precision = resolve_precision(None, spec, resolve_device(device))
     for sid in expected:
         slide = model_dir / sid
-        if not (slide / "features.npy").is_file():
+        if not (slide / FEATURES_FILE).is_file():
             return False
         try:
-            meta = json.loads((slide / "meta.json").read_text())
+            meta = json.loads((slide / META_FILE).read_text())
         except (OSError, ValueError):
             return False
         if not isinstance(meta, dict):
@@ -375,13 +376,13 @@ def _demo_data(target: Path, say: Callable[[str], None]) -> Path:
 
 def _report(
     metrics_dir: Path, n_tiles: int, *, refresh: bool, say: Callable[[str], None]
-) -> Path | None:
-    try:
-        from plismbench.reporting import report
-    except ImportError:  # the report module is optional in a partial install
-        return None
-    default = metrics_dir / f"{n_tiles}_tiles" / "report.html"
+) -> Path:
+    from plismbench.reporting import REPORT_FILE, report
+    from plismbench.store.evaluation import tiles_dir
+
+    default = tiles_dir(metrics_dir, n_tiles) / REPORT_FILE
     if default.is_file() and not refresh:
+        say(f"report: {default} (reused)")
         return default
     say("report: " + str(default))
     return Path(report(metrics_dir, n_tiles=n_tiles))

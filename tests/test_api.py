@@ -50,3 +50,14 @@ def test_unknown_name() -> None:
 
 def test_all_matches_the_lazy_table() -> None:
     assert set(plismbench.__all__) - {"__version__"} == set(plismbench._API)
+
+
+def test_api_docs_are_generated_from_the_functions() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "gen_api_docs.py"
+    out = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr

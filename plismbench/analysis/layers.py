@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from plismbench.errors import InputError
-from plismbench.store.features import FEATURES_FILE, FeatureStore, SlideFile
-
-LAYERS_DIR = "layers"
+from plismbench.store.features import FEATURES_FILE, LAYERS_DIR, FeatureStore, SlideFile
 
 
 def available_layers(store: FeatureStore) -> list[str]:

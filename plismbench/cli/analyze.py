@@ -8,28 +8,32 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app
+from plismbench.cli.app import app, examples
+from plismbench.cli.options import (
+    Device,
+    FeaturesDir,
+    ModelFolders,
+    NTiles,
+    Overwrite,
+    Quiet,
+    TileSubset,
+    out_dir_option,
+)
 
 stdout = Console()
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench analyze -m h0-mini -m uni2-h --features-dir FEATURES -o ANALYSIS",
+    "plismbench analyze -m student --reference-model h0-mini \\\n"
+    "      --features-dir FEATURES -o ANALYSIS --layers all",
+))
 def analyze(
-    model: Annotated[
-        list[str], typer.Option("--model", "-m", help="Model folder under --features-dir (repeat).")
-    ],
-    features_dir: Annotated[Path, typer.Option(help="Root of <model>/<slide_id>/features.npy.")],
-    out_dir: Annotated[Path, typer.Option(help="Tables go to <out-dir>/<model>/*.csv.")],
-    n_tiles: Annotated[
-        str | None,
-        typer.Option(
-            help="Tiles per slide for the variance and geometry (default: 8139 for full PLISM "
-            "slides, else all)."
-        ),
-    ] = None,
-    tile_subset: Annotated[
-        Path | None, typer.Option(help="A .npy of row indices to use instead of --n-tiles.")
-    ] = None,
+    model: ModelFolders,
+    features_dir: FeaturesDir,
+    out_dir: Annotated[Path, out_dir_option("Tables go to OUT_DIR/<model>/*.csv.")],
+    n_tiles: NTiles = None,
+    tile_subset: TileSubset = None,
     sample_tiles: Annotated[
         int, typer.Option(help="Tile locations (of those) for probes, neighbours, RI and CKA.")
     ] = 460,
@@ -45,9 +49,9 @@ def analyze(
     no_ri: Annotated[
         bool, typer.Option("--no-ri", help="Skip PathoROB's robustness index (croma).")
     ] = False,
-    device: Annotated[str, typer.Option(help="FAISS: auto, cpu or cuda.")] = "auto",
-    overwrite: Annotated[bool, typer.Option(help="Recompute even when unchanged.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Why is a model robust? Variance decomposition, nuisance probes, neighbourhoods, geometry."""
     from plismbench.analysis import analyze as run_analyze

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from plismbench.errors import PlismbenchError
 
@@ -46,13 +46,16 @@ def _flags_without_metavar(params: list[Any]) -> list[Any]:
     return params
 
 
-def _patch_help(command: Any) -> None:
-    """Apply :func:`_flags_without_metavar` to a command's parameters, ``--help`` included."""
-    if getattr(command, "_plismbench_help", False):
-        return
-    original = command.get_params
-    command.get_params = lambda ctx: _flags_without_metavar(original(ctx))
-    command._plismbench_help = True
+def examples(*commands: str) -> str:
+    """A command's help epilog: its examples, one per line, never rewrapped."""
+    return "\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
+class _Command(TyperCommand):
+    """A command whose flags show no value placeholder in the help."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_metavar(super().get_params(ctx))
 
 
 class _Group(TyperGroup):
@@ -62,12 +65,6 @@ class _Group(TyperGroup):
         names = super().list_commands(ctx)
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        command = super().get_command(ctx, cmd_name)
-        if command is not None:
-            _patch_help(command)
-        return command
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_without_metavar(super().get_params(ctx))
@@ -85,14 +82,21 @@ class _Group(TyperGroup):
             ctx.exit(INTERRUPTED_EXIT)
 
 
-app = typer.Typer(
+class _Typer(typer.Typer):
+    """Every command is a :class:`_Command` unless it names another class."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _Typer(
     name="plismbench",
     cls=_Group,
     help="Robustness of pathology foundation models to staining and scanner shifts (PLISM).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 
 
@@ -109,6 +113,7 @@ def _main(
     version: bool = typer.Option(
         False,
         "--version",
+        "-V",
         help="Print the version and exit.",
         callback=_version,
         is_eager=True,

@@ -8,13 +8,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app
+from plismbench.cli.app import app, examples
 from plismbench.cli.options import MetricsDir, NTilesFolder
 
 stdout = Console()
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench compare h0-mini uni2-h --metrics-dir METRICS",
+    "plismbench compare h0-mini uni2-h virchow2 --metrics-dir METRICS",
+))
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more model folders to compare.")],
     metrics_dir: MetricsDir,
@@ -30,11 +33,12 @@ def compare(
     from rich.table import Table
 
     from plismbench.stats.compare import compare_entries, leaderboard_rows, load_models
+    from plismbench.store.evaluation import tiles_dir
     from plismbench.utils.io import atomic_path
 
     n, entries = load_models(metrics_dir, models, n_tiles)
     table = compare_entries(entries, n_boot=n_boot, seed=seed)
-    path = out or Path(metrics_dir) / f"{n}_tiles" / "compare.csv"
+    path = out or tiles_dir(metrics_dir, n) / "compare.csv"
     with atomic_path(path) as tmp:
         table.write_csv(tmp)
     view = Table(title=f"Paired comparisons, {n} tiles per slide", title_justify="left")
@@ -63,7 +67,10 @@ def compare(
     stdout.print(f"All comparisons in [bold]{path}[/]", highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench breakdown h0-mini --metrics-dir METRICS",
+    "plismbench breakdown h0-mini --metrics-dir METRICS --tissue-map tissues.csv",
+))
 def breakdown(
     model: Annotated[str, typer.Argument(help="Model folder under <metrics-dir>/<n>_tiles/.")],
     metrics_dir: MetricsDir,
@@ -82,26 +89,9 @@ def breakdown(
     import polars as pl
     from rich.table import Table
 
-    from plismbench.stats import breakdown as bd
-    from plismbench.stats.ranking import load_entry
-    from plismbench.store.evaluation import resolve_n_tiles
-    from plismbench.utils.io import atomic_path
+    from plismbench.stats.model_breakdown import breakdown as run_breakdown
 
-    n = resolve_n_tiles(metrics_dir, n_tiles)
-    folder = metrics_dir / f"{n}_tiles" / model
-    if not (folder / "run.json").is_file():
-        from plismbench.errors import InputError
-
-        raise InputError(f"{folder}: no finished evaluation (no run.json)")
-    entry = load_entry(folder)
-    assert entry.metrics is not None
-    table = bd.breakdown(entry.metrics, n_boot=n_boot)
-    if tissue_map is not None:
-        tissues = bd.tissue_breakdown(folder, bd.read_tissue_map(tissue_map), n_boot=n_boot)
-        table = pl.concat([table, tissues])
-    path = out or folder / "breakdown.csv"
-    with atomic_path(path) as tmp:
-        table.write_csv(tmp)
+    table, path = run_breakdown(model, metrics_dir, n_tiles, tissue_map, out, n_boot)
     view = Table(title=f"{model}: top-10 accuracy by condition (median [95% CI])",
                  title_justify="left")  # fmt: skip
     view.add_column("By")

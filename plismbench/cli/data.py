@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from plismbench.cli.app import app, err_console
+from plismbench.cli.app import app, err_console, examples
+from plismbench.cli.options import old_name, renamed, require
 from plismbench.data.catalogue import N_TILES
 from plismbench.errors import InputError
 
@@ -18,7 +20,10 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench download --download-dir PLISM",
+    "plismbench download --download-dir PLISM --stainings GIV,GM --scanners AT2",
+))
 def download(
     download_dir: Path = typer.Option(..., "--download-dir", help="Folder for the h5 files."),
     workers: int = typer.Option(8, "--workers", min=1, help="Files fetched in parallel."),
@@ -43,11 +48,6 @@ def download(
     manifest is validated (nothing to download).
     """
     from plismbench.data.download import download as run
-    from plismbench.data.download import download_dataset
-
-    if dataset.lower() != "plism":
-        err_console.print(download_dataset(dataset, download_dir), highlight=False)
-        return
 
     report = run(
         download_dir,
@@ -56,15 +56,20 @@ def download(
         workers=workers,
         revision=revision,
         n_tiles=expect_tiles or None,
+        dataset=dataset,
     )
     if not report.complete:
         raise InputError(report.summary() + "; run the same command again to resume")
     err_console.print(report.summary(), highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench synth -o SYNTH --tiles 16 --format h5,folder",
+    "plismbench extract -m rgb-histogram --download-dir SYNTH -o FEATURES",
+))
 def synth(
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", "-o", help="Output folder."),
+    out_old: Annotated[Path | None, old_name("--out")] = None,
     tiles: int | None = typer.Option(
         None, "--tiles", min=1, help="Tiles per slide (default 32, or all images of --from)."
     ),
@@ -94,15 +99,11 @@ def synth(
     """
     from plismbench.data.synth import synth as run
 
+    out = require(renamed(out_dir, out_old, "--out", "--out-dir"), "--out-dir")
     if dataset.lower() == "scorpion":
-        from plismbench.data.scorpion import synth as scorpion_synth
-
-        path = scorpion_synth(out, seed=seed)
+        path = run(out, seed=seed, dataset=dataset)
         err_console.print(f"synthetic SCORPION written to {path}", highlight=False)
         return
-    if dataset.lower() != "plism":
-        raise InputError(f"--dataset {dataset}: synth knows plism and scorpion")
-
     formats = _split(fmt) or []
     path = run(
         out,

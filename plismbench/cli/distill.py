@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from plismbench.cli.app import app, err_console
+from plismbench.cli.app import app, err_console, examples
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
 from plismbench.distillation.config import DistillConfig
+from plismbench.utils.ranks import is_main_process
 
 _SHORT = {"output_dir": ["-o"], "batch_size": ["-b"], "workers": ["-w"]}
 
@@ -35,7 +34,7 @@ def _option(f: dataclasses.Field[Any]) -> tuple[str, Any] | None:
         shown = ",".join(f"{v:g}" for v in default)
     text = f.metadata.get("help", "")
     if shown not in (None, ""):
-        text += escape(f" [default: {shown}]")  # rich markup would eat the brackets
+        text += f" [default: {shown}]"
     kind = str(f.type)
     if "bool" in kind:
         base = flag.removeprefix("--")
@@ -101,7 +100,7 @@ def distill_command(**kwargs: Any) -> None:
                           f"warmup {ttw}, last layer frozen {freeze}")  # fmt: skip
         return
     result = distill(config=config_file, **sources, **kwargs)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         if not result.last:
             err_console.print(f"{result.output_dir} already holds all {result.steps} steps")
         else:
@@ -114,4 +113,8 @@ def distill_command(**kwargs: Any) -> None:
 
 distill_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
 distill_command.__annotations__ = {p.name: p.annotation for p in _parameters()}
-app.command("distill")(distill_command)
+app.command("distill", epilog=examples(
+    "plismbench distill --teacher h0-mini --student vit-small --corpus T -o RUN",
+    "plismbench distill --preset h0-mini --teacher h-optimus-0 --corpus TILES \\\n"
+    "      -o RUN --steps 1000 --dry-run",
+))(distill_command)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app
+from plismbench.cli.app import app, examples
+from plismbench.cli.options import (
+    Device,
+    FeaturesDir,
+    MetricsDir,
+    ModelFolder,
+    NTiles,
+    NTilesFolder,
+    Overwrite,
+    Quiet,
+    TileSubset,
+    Workers,
+)
 from plismbench.errors import InputError
+from plismbench.utils.ranks import is_main_process
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -25,47 +37,43 @@ def parse_top_k(text: str) -> list[int]:
         ) from None
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench evaluate -m h0-mini --features-dir FEATURES --metrics-dir METRICS",
+    "torchrun --nproc-per-node 8 -m plismbench evaluate -m h0-mini \\\n"
+    "      --features-dir FEATURES --metrics-dir METRICS --device cuda",
+))
 def evaluate(
-    model: Annotated[
-        str, typer.Option("--model", "--extractor", "-m", help="Model folder under --features-dir.")
-    ],
-    features_dir: Annotated[Path, typer.Option(help="Root of <model>/<slide_id>/features.npy.")],
-    metrics_dir: Annotated[
-        Path, typer.Option(help="Outputs go to <metrics-dir>/<n>_tiles/<model>/.")
-    ],
-    n_tiles: Annotated[
-        str | None,
-        typer.Option(
-            help="Tiles per slide: 460, 2713, 5426, 8139, 16278, any n, or 'all'. "
-            "Default: 8139 for full PLISM slides, else all."
-        ),
-    ] = None,
-    top_k: Annotated[str, typer.Option(help="Comma-separated k for top-k accuracy.")] = "1,3,5,10",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    workers: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
-    tile_subset: Annotated[
-        Path | None, typer.Option(help="A .npy of row indices to use instead of --n-tiles.")
-    ] = None,
-    save_ranks: Annotated[bool, typer.Option(help="Also save every tile's rank per pair.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Recompute from scratch.")] = False,
+    model: ModelFolder,
+    features_dir: FeaturesDir,
+    metrics_dir: MetricsDir,
+    n_tiles: NTiles = None,
+    top_k: Annotated[
+        str, typer.Option("--top-k", metavar="K,K,...", help="The k of top-k accuracy.")
+    ] = "1,3,5,10",
+    device: Device = "auto",
+    workers: Workers = None,
+    tile_subset: TileSubset = None,
+    save_ranks: Annotated[
+        bool, typer.Option("--save-ranks", help="Also save every tile's rank per pair.")
+    ] = False,
+    overwrite: Overwrite = False,
     allow_missing: Annotated[
         bool,
-        typer.Option(help="Evaluate a PLISM store with fewer than its 91 slides (recorded)."),
+        typer.Option(
+            "--allow-missing", help="Evaluate a PLISM store with fewer than its 91 slides."
+        ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Cosine similarity and exact top-k retrieval for every slide pair, aggregated by pair type.
+    """Cosine similarity and exact top-k retrieval for every slide pair, by pair type.
 
-    Under ``torchrun --nproc-per-node G -m plismbench evaluate ...`` the slide pairs and
-    slides are split over the ranks; rank 0 writes the outputs and prints.
+    Under torchrun the slide pairs are split over the processes; rank 0 writes and prints.
     """
-    import os
 
     from plismbench.evaluation import evaluate as run_evaluate
     from plismbench.evaluation.tables import results_rich
 
-    main = os.environ.get("RANK", "0") == "0"
+    main = is_main_process()
 
     result = run_evaluate(
         model,
@@ -92,14 +100,15 @@ def evaluate(
     stdout.print(f"Results in [bold]{result.output_dir}[/] ({note}).", highlight=False)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench leaderboard --metrics-dir METRICS",
+    "plismbench leaderboard --metrics-dir METRICS --n-tiles 460 --published",
+))
 def leaderboard(
-    metrics_dir: Annotated[Path, typer.Option(help="The --metrics-dir given to evaluate.")],
-    n_tiles: Annotated[
-        int | None, typer.Option(help="Which <n>_tiles folder (default: the only one, or 8139).")
-    ] = None,
+    metrics_dir: MetricsDir,
+    n_tiles: NTilesFolder = None,
     published: Annotated[
-        bool, typer.Option(help="Also show the published reference leaderboard beside this run.")
+        bool, typer.Option("--published", help="Also show the published reference leaderboard.")
     ] = False,
 ) -> None:
     """Rank evaluated models by the reference leaderboard metric."""

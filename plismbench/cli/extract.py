@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plismbench.cli.app import app, err_console
-from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
+from plismbench.cli.app import app, err_console, examples
+from plismbench.cli.options import (
+    AsJson,
+    BatchSize,
+    Device,
+    DownloadDir,
+    Model,
+    Overwrite,
+    Parquet,
+    Plugin,
+    Quiet,
+    Streaming,
+    TilesDir,
+    old_name,
+    out_dir_option,
+    renamed,
+    require,
+)
 from plismbench.errors import InputError
+from plismbench.extraction import defaults
+from plismbench.utils.ranks import env_ranks, under_torchrun
 
 if TYPE_CHECKING:
     from plismbench.data.base import TileSource
@@ -35,38 +52,31 @@ def _load_plugins(plugins: list[str] | None) -> None:
             raise InputError(f"plugin {plugin!r} cannot be imported: {exc}") from None
 
 
-@app.command("extract")
+@app.command("extract", epilog=examples(
+    "plismbench extract -m h0-mini --download-dir PLISM -o FEATURES --device cuda",
+    "torchrun --nproc-per-node 8 -m plismbench extract -m h0-mini \\\n"
+    "      --download-dir PLISM -o FEATURES",
+))
 def extract_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "--extractor",
-            "-m",
-            help="Registry name (see `plismbench models`), hf-hub:org/name or an exported folder.",
-        ),
-    ],
-    export_dir: Annotated[
-        Path, typer.Option("--export-dir", "-o", help="Features go to EXPORT_DIR/<model>/<slide>/.")
-    ],
+    model: Model,
+    out_dir: Annotated[
+        Path | None, out_dir_option("Features go to OUT_DIR/<model>/<slide>/.", required=True)
+    ] = None,
+    export_dir: Annotated[Path | None, old_name("--export-dir")] = None,
     download_dir: DownloadDir = None,
     streaming: Streaming = False,
     tiles_dir: TilesDir = None,
     parquet: Parquet = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", min=1, help="Tiles per forward pass.")
-    ] = 256,
+    batch_size: BatchSize = defaults.BATCH_SIZE,
     workers: Annotated[
-        int, typer.Option("--workers", "-w", min=0, help="Tile-reading threads.")
-    ] = 4,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+        int, typer.Option("--workers", "-w", min=0, help="Tile-reading threads (0: inline).")
+    ] = defaults.WORKERS,
+    device: Device = "auto",
     precision: Annotated[
         str, typer.Option("--precision", help="auto (the model's preference), bf16, fp16, fp32.")
     ] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Redo slides that are already done.")
-    ] = False,
+    overwrite: Overwrite = False,
     weights: Annotated[
         Path | None,
         typer.Option("--weights", help="Local weights (.safetensors/.pt) for the architecture."),
@@ -77,13 +87,13 @@ def extract_command(
     ] = False,
     precision_threshold: Annotated[
         float, typer.Option("--precision-threshold", help="Worst cosine allowed.")
-    ] = 0.99,
+    ] = defaults.PRECISION_THRESHOLD,
     force: Annotated[
         bool, typer.Option("--force", help="Go on even if the precision check fails.")
     ] = False,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per resume checkpoint.")
-    ] = 4096,
+    ] = defaults.CHUNK_ROWS,
     layers: Annotated[
         str | None,
         typer.Option(
@@ -99,21 +109,19 @@ def extract_command(
             help="Return at once instead of waiting for slides other processes are extracting.",
         ),
     ] = False,
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    plugin: Plugin = None,
+    quiet: Quiet = False,
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
+    export_dir = require(renamed(out_dir, export_dir, "--export-dir", "--out-dir"), "--out-dir")
     _load_plugins(plugin)
     from plismbench.extraction.config import ExtractConfig, check_writable
     from plismbench.extraction.engine import extract
-    rank = int(os.environ.get("RANK", "0"))
+    rank = env_ranks()[0]
 
     def log(message: str) -> None:
         err_console.print(
-            f"[dim]rank {rank}[/] {message}" if "WORLD_SIZE" in os.environ else message
+            f"[dim]rank {rank}[/] {message}" if under_torchrun() else message
         )
 
     config = ExtractConfig(
@@ -186,14 +194,8 @@ def _open_source(
         ) from None
 
 
-@app.command("models")
-def models_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option("--plugin", help="Module (or .py file) that registers extractors."),
-    ] = None,
-) -> None:
+@app.command("models", epilog=examples("plismbench models", "plismbench models --json"))
+def models_command(as_json: AsJson = False, plugin: Plugin = None) -> None:
     """List the extractors: name, dim, parameters, pooling, Hub id, gating, licence."""
     _load_plugins(plugin)
     from plismbench.extractors.registry import list_extractors

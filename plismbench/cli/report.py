@@ -8,19 +8,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app
+from plismbench.cli.app import app, examples
 from plismbench.cli.options import MetricsDir, NTilesFolder
 
 stdout = Console()
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench report --metrics-dir METRICS",
+    "plismbench report --metrics-dir METRICS --n-tiles 460 --out report.html",
+))
 def report(
     metrics_dir: MetricsDir,
     n_tiles: NTilesFolder = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="HTML file to write (default: <metrics-dir>/<n>_tiles/report.html)."),
+        typer.Option("--out", help="The HTML file (default: METRICS/<n>_tiles/report.html)."),
     ] = None,
 ) -> None:
     """A self-contained HTML report: leaderboard with CIs, comparisons, published scores,

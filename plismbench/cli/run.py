@@ -9,10 +9,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plismbench.cli.app import app, err_console
+from plismbench.cli.app import app, err_console, examples
+from plismbench.cli.options import (
+    AsJson,
+    Device,
+    NTiles,
+    Quiet,
+    Workers,
+    old_name,
+    out_dir_option,
+    renamed,
+)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "plismbench run                      # the offline demo, a few CPU minutes",
+    "plismbench run -m h0-mini --device cuda",
+    "plismbench run -m h0-mini -m uni2-h --source streaming -o RESULTS",
+))
 def run(
     model: Annotated[
         list[str] | None,
@@ -29,19 +43,28 @@ def run(
             "parquet or <slide_id>/ images. Default: hub with --model, else the demo."
         ),
     ] = None,
-    output_dir: Annotated[Path, typer.Option(help="Where everything goes.")] = Path(
+    output_dir: Annotated[Path, out_dir_option("Where everything goes.")] = Path(
         "plismbench-results"
     ),
-    n_tiles: Annotated[str | None, typer.Option(help="Tiles per slide for evaluate.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Extraction batch size.")] = 64,
-    workers: Annotated[int | None, typer.Option(help="CPU threads / reader workers.")] = None,
+    output_dir_old: Annotated[Path | None, old_name("--output-dir")] = None,
+    n_tiles: NTiles = None,
+    device: Device = "auto",
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", "-b", min=1,
+            help="Tiles per forward pass; 64 (not extract's 256) so that every registry "
+            "model of a multi-model run fits a 16 GB GPU.",
+        ),
+    ] = 64,
+    workers: Workers = None,
     keep_data: Annotated[
-        bool, typer.Option(help="Keep the demo's synthetic tiles after extraction.")
+        bool, typer.Option("--keep-data", help="Keep the demo's synthetic tiles after extraction.")
     ] = False,
     distill_demo: Annotated[
         bool,
         typer.Option(
+            "--distill-demo",
             help="Demo only: also distil the random ViT into a ViT-Tiny student (a few CPU "
             "minutes) and compare them."
         ),
@@ -49,10 +72,8 @@ def run(
     dataset: Annotated[
         str, typer.Option(help="plism, or scorpion (with --source synthetic or its folder).")
     ] = "plism",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print machine-readable results only.")
-    ] = False,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Run the whole benchmark: data -> extract -> evaluate -> leaderboard -> report.
 
@@ -62,6 +83,7 @@ def run(
     from plismbench.pipeline import run as run_pipeline
     from plismbench.stats.leaderboard import leaderboard_rich
 
+    output_dir = renamed(None, output_dir_old, "--output-dir", "--out-dir") or output_dir
     silent = quiet or as_json
     result = run_pipeline(
         model,

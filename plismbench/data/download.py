@@ -27,6 +27,8 @@ class DownloadReport:
     missing: list[str] = field(default_factory=list)
     #: Slide id -> the problem with its h5 file.
     bad: dict[str, str] = field(default_factory=dict)
+    #: For another dataset than PLISM: its one-line verification.
+    note: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -35,6 +37,8 @@ class DownloadReport:
 
     def summary(self) -> str:
         """One line: counts, and the first problems."""
+        if self.note is not None:
+            return self.note
         line = f"{len(self.ok)}/{len(self.expected)} h5 files verified in {self.download_dir}"
         if self.missing:
             shown = ", ".join(f"{s}.h5" for s in self.missing[:3])
@@ -126,8 +130,12 @@ def download(
     repo_id: str = H5_REPO,
     revision: str | None = None,
     n_tiles: int | None = N_TILES,
+    dataset: str = "plism",
 ) -> DownloadReport:
     """Download the h5 files of the chosen stainings x scanners into ``download_dir``.
+
+    ``dataset``: ``scorpion`` fetches SCORPION from Zenodo instead; a manifest (.csv/.yaml)
+    is only validated (:func:`download_dataset`).
 
     Files already there are kept (so an interrupted download resumes), ``workers`` files are
     fetched in parallel, and the token comes from ``HF_TOKEN`` or the cached ``hf auth login``.
@@ -138,6 +146,12 @@ def download(
     from plismbench.data.hub import endpoint, hub_errors, require_online
     from plismbench.utils.paths import check_free_space, ensure_writable_dir
 
+    if dataset.lower() != "plism":
+        from plismbench.data.datasets.manifest import resolve_dataset
+
+        line = download_dataset(dataset, download_dir)
+        units = resolve_dataset(dataset).unit_ids()
+        return DownloadReport(Path(download_dir), units, ok=units, note=line)
     wanted = expected_slides(stainings, scanners)
     root = ensure_writable_dir(download_dir, "--download-dir")
     files = [f"{sid}.h5" for sid in wanted]

@@ -236,6 +236,7 @@ def synth(
     seed: int = 0,
     formats: Iterable[str] = ("h5",),
     workers: int | None = None,
+    dataset: str = "plism",
 ) -> Path:
     """Write a synthetic registered PLISM to ``out`` and return ``out``.
 
@@ -243,13 +244,22 @@ def synth(
     staining x scanner (default all 13 x 7). ``formats``: ``h5`` (``out/{slide_id}.h5``),
     ``parquet`` (``out/parquet/data/train-*.parquet``) and/or ``folder``
     (``out/tiles/<slide_id>/<tile_id>.png``). Each file appears complete or not at all.
+    ``dataset="scorpion"``: a SCORPION-shaped demo instead (:func:`plismbench.data.scorpion.synth`,
+    ``out/slide_{i}/sample_{j}/{scanner}.jpg``; only ``seed`` applies).
     """
+    if dataset.lower() == "scorpion":
+        from plismbench.data.scorpion import synth as scorpion_synth
+
+        return scorpion_synth(out, seed=seed)
+    if dataset.lower() != "plism":
+        raise InputError(f"--dataset {dataset}: synth knows plism and scorpion")
     fmts = _choose(formats, FORMATS, "format")
     stains = _choose(stainings, STAININGS, "staining")
     scans = _choose(scanners, SCANNERS, "scanner")
     names, base = base_tiles(n_tiles, from_dir=from_dir, seed=seed)
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    from plismbench.utils.paths import ensure_writable_dir
+
+    root = ensure_writable_dir(out, "--out-dir")
     hed = rgb_to_hed(base)
 
     def make(staining: str, stained: np.ndarray, scanner: str) -> tuple[str, list[bytes]]:

@@ -41,7 +41,9 @@ class DistillConfig:
 
     teacher: str = opt("", "Registry name, hf-hub:org/name, a folder or timm:ARCH.",
                        fingerprint=True)  # fmt: skip
-    output_dir: Path | None = opt(None, "RUN folder: config.yaml, metrics, student/.")  # noqa: RUF009
+    output_dir: Path | None = opt(  # noqa: RUF009
+        None, "RUN folder: config.yaml, metrics, student/.", cli="--out-dir"
+    )
     teacher_heads: str | None = opt(
         None, "random, learn (fit heads on the frozen teacher first) or a DINOv2 teacher "
         "checkpoint with dino_head.*/ibot_head.*; a pretrained teacher without it warns.",
@@ -116,7 +118,7 @@ class DistillConfig:
         if not self.teacher:
             raise InputError("--teacher is required")
         if self.output_dir is None:
-            raise InputError("--output-dir is required")
+            raise InputError("--out-dir is required")
         choices = {"loss": ("dino-ibot", "cosine"), "centring": ("centre", "sinkhorn"),
                    "precision": ("auto", "bf16", "fp16", "fp32")}  # fmt: skip
         for name, allowed in choices.items():

@@ -121,11 +121,11 @@ def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext) -> DistillResult:
         raise InputError(f"{cfg.batch_size // world} images per process do not split into "
                          f"--grad-accum {cfg.grad_accum} micro-batches")  # fmt: skip
     if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {out} exists and is not a folder")
+        raise InputError(f"--out-dir {out} exists and is not a folder")
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not cfg.resume:
         raise InputError(
-            f"{ckpt} exists: pass --resume to continue that run, or use a new --output-dir"
+            f"{ckpt} exists: pass --resume to continue that run, or use a new --out-dir"
         )
     corpus = open_corpus(spec)
     notes = [w for w in (heads_warning(cfg),) if w]

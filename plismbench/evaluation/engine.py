@@ -33,8 +33,6 @@ from plismbench.evaluation import subset as subsets
 from plismbench.evaluation.cache import PairCache, cache_key, content_digests
 from plismbench.evaluation.intervals import with_intervals
 from plismbench.evaluation.outputs import (
-    RUN_FILE,
-    read_run,
     remove_outputs,
     remove_run,
     reusable,
@@ -44,8 +42,9 @@ from plismbench.evaluation.stages import RANKS_DIR, Batch, Stages, pairs_per_fil
 from plismbench.metrics.aggregate import aggregate, metric_names
 from plismbench.metrics.backend import Backend, get_backend
 from plismbench.metrics.retrieval import DEFAULT_TOP_K
+from plismbench.store.evaluation import RunRecord, model_dir, read_run, write_run
 from plismbench.store.features import FeatureStore
-from plismbench.utils.io import save_npy, write_json
+from plismbench.utils.io import save_npy
 from plismbench.utils.locks import folder_lock
 from plismbench.utils.progress import make_progress
 
@@ -77,7 +76,7 @@ class EvaluationResult:
 
 def output_dir_for(metrics_dir: str | os.PathLike[str], n_tiles: int, model: str) -> Path:
     """``<metrics-dir>/<n>_tiles/<model>``."""
-    return Path(metrics_dir) / f"{n_tiles}_tiles" / model
+    return model_dir(metrics_dir, n_tiles, model)
 
 
 def validate_top_k(
@@ -240,9 +239,9 @@ class _Run:
             done = reusable(previous, self.out, key, self.ks, self.save_ranks,
                             bool(self.store.provenance()))  # fmt: skip
         if done is not None and previous is not None:
-            write_json(self.out / RUN_FILE, previous)  # unchanged, and again last
+            write_run(self.out, previous)  # unchanged, and again last
             metrics, results = done
-            n = int(previous["n_tiles"])
+            n = int(previous.n_tiles or len(self.rows))
             return key, digests, EvaluationResult(
                 self.model, self.out, metrics, results, n, self.ks, 0, reused=True
             )
@@ -296,30 +295,30 @@ class _Run:
         results = with_intervals(aggregate(metrics, names), metrics, names)
         write_tables(self.out, self.model, metrics, results, names, store)
         n = len(self.rows)
-        write_json(
-            self.out / RUN_FILE,
-            {
-                "plismbench": __version__,
-                "model": self.model,
-                "features_dir": str(self.features_dir.resolve()),
-                "slide_ids": sorted(store.slide_ids),
-                "n_slides": len(store.slides),
-                "complete": store.complete,
-                "n_pairs": metrics.height,
-                "n_tiles": n,
-                "n_tiles_available": store.n_tiles,
-                "tile_subset": self.subset_desc,
-                "dim": store.dim,
-                "top_k": list(ks),
-                "device": self.backend.name,
-                "world_size": self.world_size,
-                "save_ranks": self.save_ranks,
-                "digests": digests,
-                "cache_key": key,
-                "pairs_computed": computed,
-                "elapsed_s": round(time.perf_counter() - self.started, 3),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
+        write_run(
+            self.out,
+            RunRecord(
+                plismbench=__version__,
+                model=self.model,
+                features_dir=str(self.features_dir.resolve()),
+                slide_ids=tuple(sorted(store.slide_ids)),
+                n_slides=len(store.slides),
+                complete=store.complete,
+                n_pairs=metrics.height,
+                n_tiles=n,
+                n_tiles_available=store.n_tiles,
+                tile_subset=self.subset_desc,
+                dim=store.dim,
+                top_k=tuple(ks),
+                device=self.backend.name,
+                world_size=self.world_size,
+                save_ranks=self.save_ranks,
+                digests=digests,
+                cache_key=key,
+                pairs_computed=computed,
+                elapsed_s=round(time.perf_counter() - self.started, 3),
+                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            ),
         )
         return EvaluationResult(self.model, self.out, metrics, results, n, ks, computed, False)
 

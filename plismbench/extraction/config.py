@@ -11,16 +11,18 @@ from typing import Any
 import torch
 
 from plismbench.errors import InputError
+from plismbench.extraction import defaults
 from plismbench.extractors.spec import PRECISIONS, ExtractorSpec
+from plismbench.utils.paths import check_writable_dir
 
 
 @dataclass
 class ExtractConfig:
     """Options of one extract run (see ``plismbench extract --help``)."""
 
-    batch_size: int = 256
+    batch_size: int = defaults.BATCH_SIZE
     #: Tile-reading threads (0 reads inline).
-    workers: int = 4
+    workers: int = defaults.WORKERS
     device: str | torch.device = "auto"
     #: ``None``/``"auto"``: the spec's dtype on a GPU, fp32 on a CPU.
     precision: str | None = None
@@ -29,10 +31,10 @@ class ExtractConfig:
     overwrite: bool = False
     weights: str | os.PathLike[str] | None = None
     check_precision: bool = False
-    precision_threshold: float = 0.99
+    precision_threshold: float = defaults.PRECISION_THRESHOLD
     force: bool = False
     #: Rows per resume checkpoint.
-    chunk_rows: int = 4096
+    chunk_rows: int = defaults.CHUNK_ROWS
     #: Only these slide ids (default: every slide of the source).
     slides: list[str] | None = None
     #: Intermediate layers to store too: ``"all"``, ``"4,8,12"`` or a list of 1-based blocks.
@@ -89,12 +91,5 @@ def resolve_precision(precision: str | None, spec: ExtractorSpec, device: torch.
 
 
 def check_writable(folder: Path) -> None:
-    """Create ``folder`` and write a probe file there; one line if that is impossible."""
-    probe = folder / f".write-probe-{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise InputError(f"{folder}: cannot write features there ({reason})") from None
+    """One line when features cannot be written under ``folder`` (nothing is created)."""
+    check_writable_dir(folder, "--out-dir")

@@ -19,15 +19,15 @@ from plismbench.extraction.layers import forward_with_layers
 from plismbench.extraction.precision import check_precision
 from plismbench.extraction.prefetch import Prefetcher
 from plismbench.extraction.writer import (
-    FEATURES,
-    LAYERS,
-    META,
     PARTIAL,
     ChunkWriter,
     assemble,
     resume_row,
 )
 from plismbench.extractors.module import FeatureExtractor
+from plismbench.store.features import FEATURES_FILE as FEATURES
+from plismbench.store.features import LAYERS_DIR as LAYERS
+from plismbench.store.features import META_FILE as META
 from plismbench.utils.io import save_npy, write_json
 
 if TYPE_CHECKING:

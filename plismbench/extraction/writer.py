@@ -21,10 +21,7 @@ from plismbench.errors import InputError
 from plismbench.extraction.fingerprint import differences, read_json, refuse
 from plismbench.utils.io import save_npy, write_json
 
-FEATURES = "features.npy"
-META = "meta.json"
 PARTIAL = ".partial"
-LAYERS = "layers"
 
 
 def _chunk_name(first: int, layer: int | None = None) -> str:

@@ -517,21 +517,3 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         ),
     ),
 )
-
-#: Names the reference benchmark used for its feature folders (kept as aliases).
-REFERENCE_NAMES: dict[str, str] = {
-    "h0_mini": "h0-mini",
-    "hoptimus0": "h-optimus-0",
-    "hoptimus1": "h-optimus-1",
-    "uni2h": "uni2-h",
-    "provgigapath": "prov-gigapath",
-    "conchv15": "conch-v1.5",
-    "hibou_base": "hibou-b",
-    "hibou_large": "hibou-l",
-    "phikonv2": "phikon-v2",
-    "kaiko_vit_base": "kaiko-vit-b8",
-    "kaiko_vit_large": "kaiko-vit-l14",
-    "midnight_12k": "midnight-12k",
-    "lunit_vit_small_8": "lunit-vit-s8",
-    "dinov2_vit_giant_imagenet": "dinov2-vit-g14",
-}

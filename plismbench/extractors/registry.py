@@ -145,12 +145,10 @@ def _ensure_builtins() -> None:
             return
         _STATE["builtins"] = True
         from plismbench.extractors.baselines import BASELINES
-        from plismbench.extractors.builtins import BUILTINS, REFERENCE_NAMES
+        from plismbench.extractors.builtins import BUILTINS
 
         for spec in (*BUILTINS, *BASELINES):
             _add(spec, overwrite=True)
-        for alias, target in REFERENCE_NAMES.items():
-            _ALIASES.setdefault(fold(alias), fold(target))
 
 
 def load_entry_points(force: bool = False) -> None:

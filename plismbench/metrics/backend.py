@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from plismbench.errors import InputError
+from plismbench.errors import no_cuda_error, unknown_device_error
 from plismbench.metrics.dense import joined, torch_block
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -137,9 +137,7 @@ def get_backend(device: str = "auto") -> Backend:
         import torch
 
         if not torch.cuda.is_available():
-            raise InputError(
-                f"--device {device}: torch sees no CUDA GPU here; use --device cpu or auto"
-            )
+            raise no_cuda_error(f"--device {device}")
         from plismbench.metrics.cuda import TorchBackend
 
         return TorchBackend(device)
@@ -147,4 +145,4 @@ def get_backend(device: str = "auto") -> Backend:
         from plismbench.metrics.cuda import TorchBackend
 
         return TorchBackend("cpu")
-    raise InputError(f"--device {device!r} is not one of auto, cpu, cuda")
+    raise unknown_device_error(device)

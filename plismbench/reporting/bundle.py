@@ -17,9 +17,8 @@ from plismbench import __version__
 from plismbench.reporting.inputs import ModelRun
 from plismbench.reporting.intervals import Intervals, model_intervals
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED
+from plismbench.store.evaluation import BUNDLE_FILE
 from plismbench.utils.io import write_json
-
-BUNDLE_FILE = "results.json"
 
 
 def _shared(run: ModelRun, *path: str) -> Any:
@@ -58,15 +57,15 @@ def bundle(run: ModelRun, intervals: Intervals | None = None) -> dict[str, Any]:
             "source": source,
             "revision": source.get("revision") if isinstance(source, dict) else None,
         },
-        "evaluated_with": run.run.get("plismbench"),
+        "evaluated_with": run.run.plismbench,
         # The evaluation this bundle describes: compare with run.json to detect staleness.
-        "evaluation": {k: run.run.get(k) for k in ("cache_key", "finished_at")},
-        "n_slides": run.run.get("n_slides"),
-        "n_pairs": run.run.get("n_pairs"),
-        "n_tiles": run.run.get("n_tiles"),
-        "tile_subset": run.run.get("tile_subset"),
+        "evaluation": {"cache_key": run.run.cache_key, "finished_at": run.run.finished_at},
+        "n_slides": run.run.n_slides,
+        "n_pairs": run.run.n_pairs,
+        "n_tiles": run.run.n_tiles,
+        "tile_subset": run.run.tile_subset,
         "top_k": run.top_k,
-        "complete": run.run.get("complete", True),
+        "complete": not run.run.partial,
         "leaderboard": {
             key: {"value": _num(v), "ci_low": _num(intervals.get(key)[0]),
                   "ci_high": _num(intervals.get(key)[1])}

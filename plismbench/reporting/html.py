@@ -179,7 +179,7 @@ def provenance_table(run: ModelRun) -> str:
     """What produced a model's features: one row per ``meta.json`` field, collapsed."""
     meta = {s: _flatten(m) for s, m in run.provenance.items() if isinstance(m, dict)}
     meta = {s: _quiet(m) for s, m in meta.items()}
-    n_slides = int(run.run.get("n_slides", 0)) or len(meta)
+    n_slides = int(run.run.n_slides or 0) or len(meta)
     if not meta:
         return (
             '<p class="note">No <code>meta.json</code> beside this model\'s features '
@@ -226,10 +226,11 @@ def run_table(run: ModelRun) -> str:
         ("finished_at", "finished"),
         ("elapsed_s", "evaluation time (s)"),
     ]
+    record = run.run.to_json()
     rows = "".join(
-        f'<tr><td class="l">{label}</td><td class="l mono">{_full(run.run[key])}</td></tr>'
+        f'<tr><td class="l">{label}</td><td class="l mono">{_full(record[key])}</td></tr>'
         for key, label in fields
-        if key in run.run
+        if record.get(key) is not None
     )
     return (
         '<table><thead><tr><th class="l">Evaluation</th><th class="l">Value</th></tr></thead>'

@@ -12,11 +12,16 @@ import polars as pl
 
 from plismbench.errors import InputError
 from plismbench.stats.leaderboard import leaderboard
-from plismbench.store.evaluation import resolve_n_tiles
+from plismbench.store.evaluation import (
+    METRICS_PARQUET,
+    PROVENANCE_FILE,
+    RESULTS_CSV,
+    RunRecord,
+    load_run,
+    resolve_n_tiles,
+    tiles_dir,
+)
 
-#: Files of an evaluation folder (as ``plismbench evaluate`` names them).
-RUN_FILE = "run.json"
-PROVENANCE_FILE = "provenance.json"
 #: Keys of a ``meta.json`` that may hold a parameter count (in millions for ``params_m``).
 _PARAM_KEYS_M = ("params_m", "parameters_m")
 _PARAM_KEYS = ("n_params", "num_params", "parameters")
@@ -32,7 +37,7 @@ class ModelRun:
     metrics: pl.DataFrame
     #: One row per (pair_type, metric) (``results.csv``).
     results: pl.DataFrame
-    run: dict[str, Any]
+    run: RunRecord
     #: ``{slide_id: meta.json}``; empty when the features had no ``meta.json``.
     provenance: dict[str, Any] = field(default_factory=dict)
     #: Parameters in millions, when known (registry, then provenance).
@@ -40,7 +45,7 @@ class ModelRun:
 
     @property
     def top_k(self) -> list[int]:
-        return [int(k) for k in self.run.get("top_k", [])]
+        return list(self.run.top_k)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def load_inputs(metrics_dir: str | os.PathLike[str], n_tiles: int | None = None)
     if not root.is_dir():
         raise InputError(f"{root}: metrics directory not found")
     n = resolve_n_tiles(root, n_tiles)
-    base = root / f"{n}_tiles"
+    base = tiles_dir(root, n)
     try:
         board = leaderboard(root, n, write=False)
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
@@ -75,10 +80,10 @@ def load_inputs(metrics_dir: str | os.PathLike[str], n_tiles: int | None = None)
 
 def _load_model(folder: Path) -> ModelRun:
     try:
-        metrics = pl.read_parquet(folder / "metrics.parquet")
-        results = pl.read_csv(folder / "results.csv")
-        run = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        metrics = pl.read_parquet(folder / METRICS_PARQUET)
+        results = pl.read_csv(folder / RESULTS_CSV)
+        run = load_run(folder)
+    except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         raise InputError(f"{folder}: unreadable evaluation outputs ({exc})") from None
     provenance: dict[str, Any] = {}
     prov_file = folder / PROVENANCE_FILE

@@ -37,7 +37,7 @@ def load_models(
     metrics_dir: str | os.PathLike[str], models: Sequence[str], n_tiles: int | None = None
 ) -> tuple[int, list[Entry]]:
     """The evaluations of ``models`` at one tile count; they must be comparable."""
-    from plismbench.store.evaluation import resolve_n_tiles
+    from plismbench.store.evaluation import finished_model_dir, resolve_n_tiles
 
     root = Path(metrics_dir)
     if not root.is_dir():
@@ -47,9 +47,7 @@ def load_models(
     n = resolve_n_tiles(root, n_tiles)
     entries = []
     for name in models:
-        folder = root / f"{n}_tiles" / name
-        if not (folder / "run.json").is_file():
-            raise InputError(f"{folder}: no finished evaluation (no run.json)")
+        folder = finished_model_dir(root, n, name)
         entry = load_entry(folder)
         if entry.metrics is None:
             raise InputError(f"{folder}: no metrics.parquet or metrics.csv")

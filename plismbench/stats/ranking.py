@@ -26,6 +26,13 @@ from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.multitest import holm
 from plismbench.stats.summary import component_replicates
 from plismbench.store.design import align, design_from_metrics
+from plismbench.store.evaluation import (
+    METRICS_CSV,
+    METRICS_PARQUET,
+    RESULTS_CSV,
+    RunRecord,
+    load_run,
+)
 
 NAN = float("nan")
 
@@ -36,7 +43,7 @@ class Entry:
 
     name: str
     folder: Path
-    run: dict[str, Any]
+    run: RunRecord
     metrics: pl.DataFrame | None
     components: dict[str, float]
     slide_ids: frozenset[str]
@@ -52,7 +59,7 @@ class Entry:
 
     @property
     def n_slides(self) -> int:
-        return len(self.slide_ids) or int(self.run.get("n_slides", 0))
+        return len(self.slide_ids) or int(self.run.n_slides or 0)
 
     @property
     def complete(self) -> bool:
@@ -62,38 +69,36 @@ class Entry:
     @property
     def partial(self) -> bool:
         """``run.json`` says ``complete: false``: a PLISM store missing slides."""
-        return self.run.get("complete") is False
+        return self.run.partial
 
     @property
     def score(self) -> float:
         return self.components["leaderboard_metric"]
 
     def cohort(self) -> tuple[frozenset[str], str, tuple[int, ...]]:
-        subset = json.dumps(self.run.get("tile_subset"), sort_keys=True, default=str)
-        return self.slide_ids, subset, tuple(int(k) for k in self.run.get("top_k", []))
+        subset = json.dumps(self.run.tile_subset, sort_keys=True, default=str)
+        return self.slide_ids, subset, self.run.top_k
 
 
 def load_entry(folder: Path) -> Entry:
     """Read one model folder; :class:`InputError` (one line) for damaged outputs."""
     try:
-        run = json.loads((folder / "run.json").read_text())
-        if not isinstance(run, dict):
-            raise ValueError("run.json is not an object")
-        results = pl.read_csv(folder / "results.csv")
-        dataset = dataset_of_units(run.get("slide_ids") or ())
+        run = load_run(folder)
+        results = pl.read_csv(folder / RESULTS_CSV)
+        dataset = dataset_of_units(run.slide_ids or ())
         components = leaderboard_components(results, dataset.score_components())
         metrics = _read_metrics(folder)
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+    except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise InputError(
             f"{folder}: unreadable evaluation outputs ({type(exc).__name__}: {first}); "
             "re-run evaluate with --overwrite"
         ) from None
-    slides = run.get("slide_ids")
-    if not isinstance(slides, list) and metrics is not None and "slide_a" in metrics.columns:
+    slides: Any = run.slide_ids
+    if slides is None and metrics is not None and "slide_a" in metrics.columns:
         slides = metrics["slide_a"].to_list() + metrics["slide_b"].to_list()
     entry = Entry(folder.name, folder, run, metrics, components, frozenset(slides or ()))
-    if 10 not in [int(k) for k in run.get("top_k", [])]:
+    if 10 not in run.top_k:
         entry.reasons.append("evaluated without k=10")
     present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
     lacking = [t for t in dataset.pair_types() if t not in present]
@@ -105,10 +110,10 @@ def load_entry(folder: Path) -> Entry:
 
 
 def _read_metrics(folder: Path) -> pl.DataFrame | None:
-    if (folder / "metrics.parquet").is_file():
-        return pl.read_parquet(folder / "metrics.parquet")
-    if (folder / "metrics.csv").is_file():
-        return pl.read_csv(folder / "metrics.csv")
+    if (folder / METRICS_PARQUET).is_file():
+        return pl.read_parquet(folder / METRICS_PARQUET)
+    if (folder / METRICS_CSV).is_file():
+        return pl.read_csv(folder / METRICS_CSV)
     return None
 
 

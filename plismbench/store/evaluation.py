@@ -6,11 +6,16 @@ One owner for the file names ``evaluate`` writes and every reader reads, for the
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from plismbench.data.catalogue import N_TILES
 from plismbench.errors import InputError
+from plismbench.utils.io import write_json
 
 #: Written last by ``evaluate``: its presence means the folder is complete.
 RUN_FILE = "run.json"
@@ -36,12 +41,12 @@ DEFAULT_N_TILES: int = N_TILES // 2
 _TILES_DIR = re.compile(r"(\d+)_tiles")
 
 
-def tiles_dir(metrics_dir: str | Path, n_tiles: int) -> Path:
+def tiles_dir(metrics_dir: str | os.PathLike[str], n_tiles: int) -> Path:
     """``<metrics_dir>/<n_tiles>_tiles``."""
     return Path(metrics_dir) / f"{n_tiles}_tiles"
 
 
-def model_dir(metrics_dir: str | Path, n_tiles: int, model: str) -> Path:
+def model_dir(metrics_dir: str | os.PathLike[str], n_tiles: int, model: str) -> Path:
     """``<metrics_dir>/<n_tiles>_tiles/<model>``: one model's evaluation."""
     return tiles_dir(metrics_dir, n_tiles) / model
 
@@ -86,3 +91,93 @@ def resolve_n_tiles(metrics_dir: Path, n_tiles: int | None) -> int:
     if not options:
         raise InputError(f"{metrics_dir}: no '<n>_tiles' folders; run 'plismbench evaluate' first")
     raise InputError(f"{metrics_dir}: several tile counts {options}; choose one with --n-tiles")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """``run.json``: what an evaluation was computed from, written last by ``evaluate``.
+
+    Every field is optional when read, so that folders written by older versions (or by
+    hand, in tests) still load; keys this version does not know are kept in ``extra``.
+    """
+
+    plismbench: str | None = None
+    model: str | None = None
+    features_dir: str | None = None
+    slide_ids: tuple[str, ...] | None = None
+    n_slides: int | None = None
+    #: ``False`` for a PLISM store evaluated with slides missing.
+    complete: bool | None = None
+    n_pairs: int | None = None
+    n_tiles: int | None = None
+    n_tiles_available: int | None = None
+    tile_subset: Any = None
+    dim: int | None = None
+    top_k: tuple[int, ...] = ()
+    device: str | None = None
+    world_size: int | None = None
+    save_ranks: bool = False
+    digests: dict[str, str] = field(default_factory=dict)
+    cache_key: str | None = None
+    pairs_computed: int | None = None
+    elapsed_s: float | None = None
+    finished_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """A PLISM store evaluated with slides missing (``complete: false``)."""
+        return self.complete is False
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, in field order, ``extra`` last."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name != "extra":
+                value = getattr(self, f.name)
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """Parse a ``run.json`` object; :class:`ValueError` when it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError("run.json is not an object")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        if isinstance(kwargs.get("slide_ids"), list):
+            kwargs["slide_ids"] = tuple(str(s) for s in kwargs["slide_ids"])
+        elif "slide_ids" in kwargs:
+            kwargs["slide_ids"] = None
+        kwargs["top_k"] = tuple(int(k) for k in kwargs.get("top_k") or ())
+        if not isinstance(kwargs.get("digests", {}), dict):
+            raise ValueError("run.json: 'digests' is not an object")
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs, extra=extra)
+
+
+def load_run(folder: Path) -> RunRecord:
+    """``folder/run.json``; :class:`OSError` or :class:`ValueError` when absent or damaged."""
+    return RunRecord.from_json(json.loads((Path(folder) / RUN_FILE).read_text(encoding="utf-8")))
+
+
+def read_run(folder: Path) -> RunRecord | None:
+    """``folder/run.json``, or None when absent or unreadable."""
+    try:
+        return load_run(folder)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_run(folder: Path, record: RunRecord) -> None:
+    """Write ``folder/run.json`` atomically (the last file of an evaluation)."""
+    write_json(Path(folder) / RUN_FILE, record.to_json())
+
+
+def finished_model_dir(metrics_dir: str | os.PathLike[str], n_tiles: int, model: str) -> Path:
+    """``model``'s evaluation folder; :class:`InputError` when it did not finish."""
+    folder = model_dir(metrics_dir, n_tiles, model)
+    if not is_finished(folder):
+        raise InputError(f"{folder}: no finished evaluation (no {RUN_FILE})")
+    return folder

@@ -22,8 +22,12 @@ from plismbench.errors import InputError
 from plismbench.metrics.cosine import normalise
 
 NPY_MAGIC = b"\x93NUMPY"
+#: The reference layout: ``<features-dir>/<model>/<slide_id>/features.npy`` (float32 rows of
+#: (level, x, y) then the features), ``meta.json`` (provenance) beside it, and
+#: ``layers/<L>/features.npy`` for intermediate blocks (``extract --layers``).
 FEATURES_FILE = "features.npy"
 META_FILE = "meta.json"
+LAYERS_DIR = "layers"
 N_COORDS = 3
 
 

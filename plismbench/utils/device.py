@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from plismbench.errors import InputError
+from plismbench.errors import no_cuda_error, unknown_device_error
 
 
 def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
@@ -14,9 +14,9 @@ def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.dev
         text = "cuda" if torch.cuda.is_available() else "cpu"
     if text == "cuda":
         if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for, but no CUDA device is available")
+            raise no_cuda_error()
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     try:
         return torch.device(text)
     except RuntimeError:
-        raise InputError(f"unknown device {text!r} (use auto, cpu or cuda)") from None
+        raise unknown_device_error(text) from None

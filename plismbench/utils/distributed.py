@@ -7,7 +7,6 @@ a scalar reduced "on the CPU" under NCCL would crash at the first step.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from plismbench.utils.device import resolve_device
+from plismbench.utils.ranks import env_ranks
 
 T = TypeVar("T")
 
@@ -37,12 +37,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def env_ranks() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment variables."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def init_distributed(device: str | torch.device = "auto") -> DistContext:

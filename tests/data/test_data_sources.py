@@ -182,7 +182,7 @@ def test_corrupt_parquet(synth_dir: Path, tmp_path: Path) -> None:
 
 def test_missing_folder_cli_exit(tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        app, ["synth", "--out", str(tmp_path / "o"), "--from", str(tmp_path / "nope")]
+        app, ["synth", "--out-dir", str(tmp_path / "o"), "--from", str(tmp_path / "nope")]
     )
     assert res.exit_code != 0
     assert "nope: --from folder not found" in res.output

@@ -79,7 +79,7 @@ def test_from_own_tiles(tmp_path: Path) -> None:
         )
     res = CliRunner().invoke(
         app,
-        ["synth", "--out", str(tmp_path / "o"), "--from", str(own), "--stainings", "HR",
+        ["synth", "--out-dir", str(tmp_path / "o"), "--from", str(own), "--stainings", "HR",
          "--scanners", "SQ,S210", "--format", "folder,parquet"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output

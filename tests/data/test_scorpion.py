@@ -130,7 +130,7 @@ def test_download_offline_404_no_network(tmp_path: Path, monkeypatch) -> None:  
 
 
 def test_cli_synth_scorpion(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["synth", "--dataset", "scorpion", "--out", str(tmp_path)])
+    result = CliRunner().invoke(app, ["synth", "--dataset", "scorpion", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert scorpion.verify(tmp_path, None).startswith("24 samples x 5 scanners")
     assert SCORPION.geometry.crop == "centre"

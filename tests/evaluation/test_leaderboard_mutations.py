@@ -11,13 +11,13 @@ import numpy as np
 import polars as pl
 import pytest
 from reference import holm_oracle
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 import plismbench
 from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.ranking import load_entry, order_entries
 from plismbench.stats.summary import component_label
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 def _set_run(folder: Path, **changes: object) -> None:

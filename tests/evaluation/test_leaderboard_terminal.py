@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 import plismbench
 from plismbench.stats.leaderboard import leaderboard_rich
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 def test_eighty_columns_show_every_rank_score_interval_and_group(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 import plismbench
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 @pytest.fixture

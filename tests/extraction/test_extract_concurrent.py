@@ -37,7 +37,7 @@ def _tiles(root: Path, n_tiles: int = 4) -> Path:
 
 def _start(out: Path, tiles: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "plismbench", "extract", "--plugin", PLUGIN, "--model",
-           "slow-rgb", "--export-dir", str(out), "--tiles-dir", str(tiles), "--workers", "0",
+           "slow-rgb", "--out-dir", str(out), "--tiles-dir", str(tiles), "--workers", "0",
            "-b", "2", "--chunk-rows", "2", "-q", *extra]  # fmt: skip
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -118,7 +118,7 @@ def test_unwritable_export_dir_is_one_line_before_any_loading(tmp_path: Path, wh
     (tmp_path / "file").write_text("x")
     target = "/proc/plismbench-x" if where == "proc" else str(tmp_path / "file" / "out")
     # A model that cannot load and a tile folder that does not exist: the output check comes first.
-    res = runner.invoke(app, ["extract", "--model", "h0-mini", "--export-dir", target,
+    res = runner.invoke(app, ["extract", "--model", "h0-mini", "--out-dir", target,
                               "--tiles-dir", str(tmp_path / "missing")])  # fmt: skip
     assert res.exit_code == 2, res.output
     assert "cannot write features there" in res.output and target in res.output
@@ -126,7 +126,7 @@ def test_unwritable_export_dir_is_one_line_before_any_loading(tmp_path: Path, wh
 
 
 def test_streaming_offline_is_one_line(tmp_path: Path) -> None:
-    args = ["extract", "--model", "rgb-histogram", "--export-dir", str(tmp_path), "--streaming"]
+    args = ["extract", "--model", "rgb-histogram", "--out-dir", str(tmp_path), "--streaming"]
     res = runner.invoke(app, args, env={"HF_HUB_OFFLINE": "1"})
     assert res.exit_code == 2, res.output
     assert "HF_HUB_OFFLINE" in res.output
@@ -135,7 +135,7 @@ def test_streaming_offline_is_one_line(tmp_path: Path) -> None:
 
 def test_layers_on_a_model_without_layers_is_one_line(tmp_path: Path) -> None:
     tiles = _tiles(tmp_path / "tiles", n_tiles=1)
-    res = runner.invoke(app, ["extract", "--model", "hed-histogram", "--export-dir",
+    res = runner.invoke(app, ["extract", "--model", "hed-histogram", "--out-dir",
                               str(tmp_path / "o"), "--tiles-dir", str(tiles),
                               "--layers", "4"])  # fmt: skip
     assert res.exit_code == 2, res.output

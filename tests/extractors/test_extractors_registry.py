@@ -175,7 +175,7 @@ def test_cli_extract_from_synthetic_h5(tmp_path: Path) -> None:
     data = synth(tmp_path / "plism", n_tiles=4, stainings=["GIV"], scanners=["AT2", "S60"])
     runner = CliRunner()
     args = ["extract", "--extractor", "rgb_histogram", "--download-dir", str(data),
-            "--export-dir", str(tmp_path / "out"), "-b", "3", "--device", "cpu"]  # fmt: skip
+            "--out-dir", str(tmp_path / "out"), "-b", "3", "--device", "cpu"]  # fmt: skip
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     slides = sorted(p.name for p in (tmp_path / "out" / "rgb-histogram").iterdir() if p.is_dir())
@@ -183,9 +183,9 @@ def test_cli_extract_from_synthetic_h5(tmp_path: Path) -> None:
     feats = np.load(tmp_path / "out" / "rgb-histogram" / slides[0] / "features.npy")
     assert feats.shape == (4, 99)
     res = runner.invoke(app, ["extract", "--model", "h0-mni", "--download-dir", str(data),
-                              "--export-dir", str(tmp_path / "x")])  # fmt: skip
+                              "--out-dir", str(tmp_path / "x")])  # fmt: skip
     assert res.exit_code == 2 and "did you mean 'h0-mini'" in res.output
-    res = runner.invoke(app, ["extract", "--model", "uni", "--export-dir", str(tmp_path / "x")])
+    res = runner.invoke(app, ["extract", "--model", "uni", "--out-dir", str(tmp_path / "x")])
     assert res.exit_code == 2 and "exactly one tile source" in res.output
 
 
@@ -330,3 +330,22 @@ def test_h0_mini_through_the_real_hf_hub_path_offline(tmp_path: Path) -> None:
     assert out["shape"] == [3, 768] and out["prefix"] == 5
     assert out["cls_diff"] < 1e-5 and out["cls_mean_diff"] < 1e-5
     assert "https://huggingface.co/MahmoodLab/UNI" in out["gated"] and "HF_TOKEN" in out["gated"]
+
+
+#: Folder names of owkin/plism-benchmark's feature exports: each must resolve to our entry
+#: (through the entries' own aliases and the folding of ``-``, ``_`` and ``.``).
+REFERENCE_FOLDERS = {
+    "h0_mini": "h0-mini", "hoptimus0": "h-optimus-0", "hoptimus1": "h-optimus-1",
+    "uni2h": "uni2-h", "provgigapath": "prov-gigapath", "conchv15": "conch-v1.5",
+    "hibou_base": "hibou-b", "hibou_large": "hibou-l", "phikonv2": "phikon-v2",
+    "kaiko_vit_base": "kaiko-vit-b8", "kaiko_vit_large": "kaiko-vit-l14",
+    "midnight_12k": "midnight-12k", "lunit_vit_small_8": "lunit-vit-s8",
+    "dinov2_vit_giant_imagenet": "dinov2-vit-g14",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("folder", "name"), sorted(REFERENCE_FOLDERS.items()))
+def test_reference_folder_names_resolve(folder: str, name: str) -> None:
+    from plismbench.extractors.registry import get_extractor
+
+    assert get_extractor(folder).name == name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
-    cmd = [sys.executable, "-m", "plismbench", "run", "--output-dir", str(tmp_path / "out")]
+    cmd = [sys.executable, "-m", "plismbench", "run", "--out-dir", str(tmp_path / "out")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

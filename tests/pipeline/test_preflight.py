@@ -20,18 +20,18 @@ runner = CliRunner(env={"COLUMNS": "200"})
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_run_cuda_on_a_cpu_machine_fails_before_the_data_stage(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", "--device", "cuda", "--output-dir", str(out)])
+    res = runner.invoke(app, ["run", "--device", "cuda", "--out-dir", str(out)])
     assert res.exit_code == 2, res.output
-    assert "no CUDA device" in res.output
+    assert "no CUDA GPU is visible here" in res.output
     assert not (out / "data").exists()  # the demo did not synthesise its tiles first
 
 
 def test_run_unwritable_output_dir_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     for bad in ("/proc/x", str(tmp_path / "file" / "out")):
-        res = runner.invoke(app, ["run", "--model", "hed-histogram", "--output-dir", bad])
+        res = runner.invoke(app, ["run", "--model", "hed-histogram", "--out-dir", bad])
         assert res.exit_code == 2, res.output
-        assert "--output-dir" in res.output and res.output.count("\n") == 1
+        assert "--out-dir" in res.output and res.output.count("\n") == 1
 
 
 def test_run_offline_without_cached_weights_fails_before_downloading(
@@ -42,7 +42,7 @@ def test_run_offline_without_cached_weights_fails_before_downloading(
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     out = tmp_path / "out"
     res = CliRunner(env={"HF_HUB_OFFLINE": "1", "COLUMNS": "200"}).invoke(
-        app, ["run", "--model", "h0-mini", "--output-dir", str(out)]
+        app, ["run", "--model", "h0-mini", "--out-dir", str(out)]
     )
     assert res.exit_code == 2, res.output
     assert "HF_HUB_OFFLINE" in res.output and "h0-mini" in res.output
@@ -54,7 +54,7 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch, tmp_pa
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "run", interrupted)
-    res = runner.invoke(app, ["run", "--output-dir", str(tmp_path)])
+    res = runner.invoke(app, ["run", "--out-dir", str(tmp_path)])
     assert res.exit_code == 130
     assert res.output.strip() == "interrupted; run the same command again to resume"
 
@@ -104,6 +104,6 @@ def test_run_streaming_offline_is_one_line(tmp_path: Path) -> None:
     import huggingface_hub.constants  # noqa: F401  (reads the environment once, at import)
 
     args = ["run", "--model", "rgb-histogram", "--source", "streaming"]
-    res = CliRunner(env={"HF_HUB_OFFLINE": "1"}).invoke(app, [*args, "--output-dir", str(tmp_path)])
+    res = CliRunner(env={"HF_HUB_OFFLINE": "1"}).invoke(app, [*args, "--out-dir", str(tmp_path)])
     assert res.exit_code == 2, res.output
     assert "--source streaming needs the Hugging Face Hub, but HF_HUB_OFFLINE is set" in res.output

@@ -26,7 +26,7 @@ def tiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _args(tiles: Path, out: Path, *extra: str) -> list[str]:
     models = [x for m in MODELS for x in ("--model", m)]
-    return ["run", *models, "--source", str(tiles), "--output-dir", str(out), "--quiet", *extra]
+    return ["run", *models, "--source", str(tiles), "--out-dir", str(out), "--quiet", *extra]
 
 
 def test_run_end_to_end(tiles: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import plismbench
 from plismbench.reporting import figures, files_dir, load_inputs
 from plismbench.reporting.html import provenance_table
 from plismbench.reporting.inputs import ModelRun
+from plismbench.store.evaluation import RunRecord
 
 
 def test_exports_and_bundles(report_html: Path, metrics_dir: Path) -> None:
@@ -77,7 +78,8 @@ def test_scatter_has_error_bars(metrics_dir: Path) -> None:
 def _run(provenance: dict) -> ModelRun:
     import polars as pl
 
-    return ModelRun("m", Path("."), pl.DataFrame(), pl.DataFrame(), {"n_slides": 2}, provenance)
+    frame = pl.DataFrame()
+    return ModelRun("m", Path("."), frame, frame, RunRecord(n_slides=2), provenance)
 
 
 def test_provenance_drops_noise() -> None:
@@ -124,7 +126,7 @@ def test_demo_detection_from_the_source() -> None:
 
     def inputs(source: dict) -> ReportInputs:
         prov = {"s": {"source": source}}
-        run = ModelRun("uni", Path("."), pl.DataFrame(), pl.DataFrame(), {}, prov)
+        run = ModelRun("uni", Path("."), pl.DataFrame(), pl.DataFrame(), RunRecord(), prov)
         return ReportInputs(Path("."), 8, Path("."), pl.DataFrame(), [run])
 
     assert is_demo(inputs({"type": "h5", "download_dir": "/x/out/data/synthetic"}))

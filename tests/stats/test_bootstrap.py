@@ -7,10 +7,10 @@ import itertools
 
 import numpy as np
 import pytest
+from synthetic import additive_values, pairs_frame
 
 from plismbench.stats import Bootstrap, design_from_metrics, results_ci, weighted_quantiles
 from plismbench.stats.bootstrap import hierarchical_weights
-from plismbench.stats.synthetic import additive_values, pairs_frame
 
 
 def test_weighted_quantiles_equal_quantiles_of_repeated_values() -> None:

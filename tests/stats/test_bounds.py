@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from synthetic import pairs_frame, synthetic_metrics
 
 from plismbench.stats import results_ci
 from plismbench.stats.bounds import difference_bounds, metric_bounds, spread_bounds
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics
 
 
 @pytest.mark.parametrize(("name", "want"), [

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 from typer.testing import CliRunner
 
 from plismbench.cli import app
 from plismbench.errors import InputError
 from plismbench.stats.breakdown import breakdown, read_tissue_map, tissue_breakdown
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 def test_breakdown_medians_match_a_brute_force_filter() -> None:

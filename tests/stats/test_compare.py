@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from synthetic import additive_values, pairs_frame, write_evaluation
 from typer.testing import CliRunner
 
 from plismbench.cli import app
 from plismbench.errors import InputError
 from plismbench.stats.compare import compare, leaderboard_rows
-from plismbench.stats.synthetic import additive_values, pairs_frame, write_evaluation
 
 
 def _models(tmp_path: Path) -> Path:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 from typer.testing import CliRunner
 
 import plismbench
 from plismbench.cli import app
 from plismbench.extractors.registry import get_extractor
 from plismbench.stats.published import beside_published, published_source, published_table
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 
 def test_published_table_is_the_readme_of_2025_03_03() -> None:

@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 from reference import holm_oracle
+from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.compare import compare
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics, write_evaluation
 from plismbench.store.design import Design
 
 
@@ -103,7 +103,7 @@ def test_synthetic_values_do_not_depend_on_the_string_hash_seed() -> None:
     import sys
 
     code = (
-        "import numpy as np; from plismbench.stats.synthetic import additive_values, pairs_frame;"
+        "import numpy as np; from synthetic import additive_values, pairs_frame;"
         "print(additive_values(pairs_frame(4, 3), np.random.default_rng(0)).round(12).tolist())"
     )
     outs = set()

@@ -9,18 +9,20 @@ target; scipy.stats quantiles) kept here as :func:`reference_weighted_quantiles`
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from synthetic import pairs_frame, synthetic_metrics
 
 from plismbench.metrics.aggregate import metric_names, pair_type_order
 from plismbench.stats import Bootstrap, design_from_metrics, results_ci, weighted_quantiles
 from plismbench.stats.bootstrap import _jackknife_var, percentile_ci
 from plismbench.stats.bounds import metric_bounds, spread_bounds
-from plismbench.stats.synthetic import pairs_frame, synthetic_metrics
 from plismbench.stats.wquantiles import accumulator
 
 QS = [0.0, 0.025, 0.25, 0.5, 0.75, 0.975, 1.0]
@@ -201,13 +203,15 @@ def test_intervals_do_not_import_scipy_stats() -> None:
     code = (
         "import sys, numpy as np\n"
         "from plismbench.stats import results_ci\n"
-        "from plismbench.stats.synthetic import pairs_frame, synthetic_metrics\n"
+        "from synthetic import pairs_frame, synthetic_metrics\n"
         "m = synthetic_metrics(pairs_frame(3, 3), np.random.default_rng(0), 0.5)\n"
         "t = results_ci(m, ['cosine_similarity'], n_boot=20)\n"
         "assert t['median_ci_low'].is_finite().all()\n"
         "print('scipy.stats' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -79,8 +78,27 @@ def test_folder_lock_unwritable_is_one_line(tmp_path: Path) -> None:
 
 
 def test_folder_lock_waits_for_release(tmp_path: Path) -> None:
-    with folder_lock(tmp_path):
-        pass
-    start = time.monotonic()
-    with folder_lock(tmp_path, wait=True):
-        assert time.monotonic() - start >= 0
+    """A waiting lock is granted only after the holder (another process) releases it."""
+    release_file = tmp_path / "release"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, pathlib\n"
+         "from plismbench.utils.locks import folder_lock\n"
+         "with folder_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n"
+         "    while not pathlib.Path(sys.argv[2]).exists():\n"
+         "        time.sleep(0.05)\n"
+         "    pathlib.Path(sys.argv[3]).write_text('released')\n",
+         str(tmp_path / "d"), str(release_file), str(tmp_path / "done")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld), folder_lock(tmp_path / "d", wait=False):
+            pass
+        release_file.write_text("go")
+        with folder_lock(tmp_path / "d", wait=60):
+            # granted: the holder wrote its marker before its lock was released
+            assert (tmp_path / "done").read_text() == "released"
+    finally:
+        holder.wait(timeout=60)
