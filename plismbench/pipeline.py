@@ -154,6 +154,9 @@ def run(
     # Stages 1 and 2: data (only when some features are missing), then extraction.
     from plismbench.extraction import extract
 
+    for spec in specs:
+        if spec not in todo:
+            say(f"extract: {spec.name} (reused: every slide is done)")
     if todo:
         t = time.perf_counter()
         tiles = _open(str(source), out, say, dataset_spec.name)
@@ -198,6 +201,8 @@ def run(
         )  # fmt: skip
         n_used = res.n_tiles
         evaluated |= not res.reused
+        if res.reused:
+            say(f"evaluate: {folder} (reused: already complete)")
     timings["evaluate"] = time.perf_counter() - t
 
     # Stage 3b: why are some models more robust? (<output>/analysis/, reused when unchanged)

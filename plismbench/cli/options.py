@@ -27,12 +27,17 @@ Parquet = Annotated[Path | None, typer.Option("--parquet", help="Parquet tile fi
 Model = Annotated[
     str,
     typer.Option(
-        "--model", "-m", help="Registry name (see 'plismbench models'), hf-hub:org/name or "
-        "a folder exported by distill."
+        "--model", "--extractor", "-m",
+        help="Registry name (see 'plismbench models'), hf-hub:org/name or a folder exported "
+        "by distill (--extractor: the reference's spelling)."
     ),
 ]  # fmt: skip
 ModelFolder = Annotated[
-    str, typer.Option("--model", "-m", help="A model's folder name under --features-dir.")
+    str,
+    typer.Option(
+        "--model", "--extractor", "-m",
+        help="A model's folder name under --features-dir (--extractor: the reference's spelling).",
+    ),
 ]
 ModelFolders = Annotated[
     list[str],
@@ -95,7 +100,7 @@ def out_dir_option(help: str, *, required: bool = False) -> typer.models.OptionI
 
 def old_name(flag: str) -> Any:
     """A hidden, deprecated spelling of an option (see :func:`renamed`)."""
-    return typer.Option(flag, hidden=True)
+    return typer.Option(flag, hidden=True, help=f"Deprecated spelling ({flag}); see docs/cli.md.")
 
 
 def renamed(new: Path | None, old: Path | None, old_flag: str, new_flag: str) -> Path | None:

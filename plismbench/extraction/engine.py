@@ -38,6 +38,7 @@ from plismbench.extractors.registry import get_extractor, load_extractor
 from plismbench.extractors.spec import ExtractorSpec
 from plismbench.utils import distributed
 from plismbench.utils.device import resolve_device
+from plismbench.utils.paths import ensure_writable_dir
 from plismbench.utils.progress import make_progress
 
 __all__ = [
@@ -131,6 +132,7 @@ def _run(
     if cfg.compile:
         extractor.backbone = torch.compile(extractor.backbone)  # type: ignore[assignment]
     fp = fingerprint(extractor, weights_sha)
+    ensure_writable_dir(out_root, "--out-dir")  # checked first; created once the model loaded
     pin_folder(out_root, fp, cfg.overwrite)
     all_slides = list(source.slide_ids())
     if cfg.slides is not None:

@@ -73,7 +73,7 @@ def test_unknown_name_suggests_close_matches() -> None:
 def test_register_by_call_and_decorator_then_extract(tmp_path: Path) -> None:
     from plismbench.extraction.engine import extract
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "extract"))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "extraction"))
     from extract_memsource import MemorySource
 
     register_extractor(
