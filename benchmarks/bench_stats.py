@@ -33,7 +33,7 @@ from plismbench.stats.bootstrap import (
     jackknife_weights,
     percentile_ci,
 )
-from plismbench.stats.bounds import metric_bounds, spread_bounds
+from plismbench.stats.bounds import metric_bounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' fixtures
 from synthetic import pairs_frame, synthetic_metrics
@@ -76,8 +76,10 @@ def baseline_ci(
     from scipy import stats
 
     n_boot, (s, c) = weights_n_boot, boot.n_jack
+    if not np.isfinite(estimate):
+        return np.nan, np.nan
     lo, hi = percentile_ci(reps[:n_boot], level)
-    if not (np.isfinite(estimate) and np.isfinite(lo)):
+    if not np.isfinite(lo):
         return lo, hi
     var_s = _jackknife_var(reps[n_boot : n_boot + s])
     var_c = _jackknife_var(reps[n_boot + s :])
@@ -86,9 +88,10 @@ def baseline_ci(
         denom = (var_s**2 / (s - 1) if s > 1 else 0.0) + (var_c**2 / (c - 1) if c > 1 else 0.0)
         df = var**2 / denom if denom > 0 else 1.0
         alpha = (1.0 - level) / 2.0
-        factor = stats.t.ppf(1 - alpha, df) * np.sqrt(var) / (stats.norm.ppf(1 - alpha) * sd)
-        f = max(1.0, float(factor))
-    lo, hi = estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+        r = float(stats.t.ppf(1 - alpha, df) / stats.norm.ppf(1 - alpha))
+        f = max(1.0, r * float(np.sqrt(var)) / sd, r)
+    lo = min(estimate, estimate + f * (lo - estimate))  # reaches the estimate
+    hi = max(estimate, estimate + f * (hi - estimate))
     return max(lo, bounds[0]), min(hi, bounds[1])  # kept in range, as results_ci does
 
 
@@ -101,8 +104,7 @@ def baseline_results_ci(
     boot.design, boot.n_jack = design, (len(design.stainings), len(design.scanners))
     weights = np.vstack([
         hierarchical_weights(design, n_boot, seed),
-        jackknife_weights(design.staining_of, len(design.stainings), design),
-        jackknife_weights(design.scanner_of, len(design.scanners), design),
+        jackknife_weights(design),
     ])  # fmt: skip
     rows = []
     for ptype in pair_type_order(metrics["pair_type"].unique().to_list()):
@@ -110,15 +112,12 @@ def baseline_results_ci(
             values = metrics[name].to_numpy().astype(np.float64)
             mask = design.mask(ptype) & np.isfinite(values)
             sub = values[mask]
-            q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
-            reps = baseline_weighted_quantiles(sub, weights[:, mask], [0.25, 0.5, 0.75])
-            m_lo, m_hi = baseline_ci(boot, n_boot, float(med), reps[:, 1], level,
-                                     metric_bounds(name))  # fmt: skip
-            i_lo, i_hi = baseline_ci(boot, n_boot, float(q3 - q1), reps[:, 2] - reps[:, 0],
-                                     level, spread_bounds(name))  # fmt: skip
-            rows.append({"pair_type": ptype, "metric": name, "median": float(med),
-                         "median_ci_low": m_lo, "median_ci_high": m_hi, "iqr": float(q3 - q1),
-                         "iqr_ci_low": i_lo, "iqr_ci_high": i_hi})  # fmt: skip
+            defined = sub.size and mask.sum() == design.mask(ptype).sum()
+            med = float(np.median(sub)) if defined else np.nan  # a NaN or inf: undefined
+            reps = baseline_weighted_quantiles(sub, weights[:, mask], [0.5])
+            m_lo, m_hi = baseline_ci(boot, n_boot, med, reps[:, 0], level, metric_bounds(name))
+            rows.append({"pair_type": ptype, "metric": name, "median": med,
+                         "median_ci_low": m_lo, "median_ci_high": m_hi})  # fmt: skip
     return pl.DataFrame(rows)
 
 

@@ -27,6 +27,7 @@ import polars as pl
 from plismbench.data.catalogue import pair_type
 from plismbench.evaluation.cache import PairCache
 from plismbench.metrics.backend import Backend
+from plismbench.metrics.catalogue import RANK_METRICS
 from plismbench.metrics.ranks import (
     CrossCounts,
     cross_counts_many,
@@ -226,8 +227,7 @@ class Stages:
                 "n_tiles": [len(self.rows)] * len(chunk),
                 "cosine_similarity": cosine.tolist(),
                 **{f"top_{k}_accuracy": ((ab[k] + ba[k]) / 2).tolist() for k in ks},
-                "mrr": ((np.mean(1.0 / r_ab, axis=1) + np.mean(1.0 / r_ba, axis=1)) / 2).tolist(),
-                "median_rank": np.median(np.concatenate([r_ab, r_ba], axis=1), axis=1).tolist(),
+                **{m.name: m.from_ranks(r_ab, r_ba).tolist() for m in RANK_METRICS if m.from_ranks},
                 **{f"top_{k}_accuracy_a_to_b": ab[k].tolist() for k in ks},
                 **{f"top_{k}_accuracy_b_to_a": ba[k].tolist() for k in ks},
             }

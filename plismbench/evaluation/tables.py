@@ -8,14 +8,7 @@ import polars as pl
 from rich.table import Table
 from tabulate import tabulate
 
-
-def label(metric: str) -> str:
-    """Short column label of a metric name."""
-    if metric == "cosine_similarity":
-        return "Cosine"
-    if metric.startswith("top_") and metric.endswith("_accuracy"):
-        return f"Top-{metric[4:-9]}"
-    return {"mrr": "MRR", "median_rank": "Median rank"}.get(metric, metric)
+from plismbench.metrics.catalogue import label
 
 
 def summary_rows(
@@ -63,32 +56,3 @@ def results_rich(results: pl.DataFrame, names: Sequence[str], title: str) -> Tab
         table.add_row(*row)
     return table
 
-
-#: Short terminal labels of the leaderboard's columns.
-LEADERBOARD_LABELS: dict[str, str] = {
-    "rank": "#",
-    "model": "Model",
-    "cosine_similarity_all": "Cosine",
-    "top_10_cross_scanner": "T10 scan",
-    "top_10_cross_staining": "T10 stain",
-    "top_10_cross_scanner_cross_staining": "T10 both",
-    "leaderboard_metric": "Score",
-}
-
-
-def leaderboard_rich(board: pl.DataFrame, title: str) -> Table:
-    """The leaderboard for the terminal (3 decimals; the CSV keeps full precision)."""
-    table = Table(title=title, title_justify="left")
-    for col in board.columns:
-        table.add_column(
-            LEADERBOARD_LABELS.get(col, col),
-            justify="left" if col == "model" else "right",
-            no_wrap=col == "model",
-        )
-    for row in board.rows():
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
-    table.caption = (
-        "Score = mean of the median cosine (all pairs) and the median top-10 accuracy "
-        "cross-scanner (T10 scan), cross-staining (T10 stain) and both (T10 both)."
-    )
-    return table

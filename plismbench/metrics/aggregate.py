@@ -13,25 +13,12 @@ import numpy as np
 import polars as pl
 
 from plismbench.data.catalogue import PAIR_TYPES
+from plismbench.metrics.catalogue import ALL, COMPONENTS, SCORE, Component, metric_names, score
+
+__all__ = ["ALL", "STATS", "aggregate", "leaderboard_components", "metric_names", "summarise"]
 
 #: Aggregated statistics, in column order.
 STATS: tuple[str, ...] = ("n_pairs", "mean", "std", "median", "q1", "q3", "iqr")
-#: The pseudo pair type covering every pair.
-ALL = "all"
-#: The leaderboard's top-k.
-LEADERBOARD_K = 10
-#: The four components of the reference leaderboard metric: (pair type, metric).
-LEADERBOARD_COMPONENTS: tuple[tuple[str, str], ...] = (
-    (ALL, "cosine_similarity"),
-    ("cross-scanner", f"top_{LEADERBOARD_K}_accuracy"),
-    ("cross-staining", f"top_{LEADERBOARD_K}_accuracy"),
-    ("cross-scanner-cross-staining", f"top_{LEADERBOARD_K}_accuracy"),
-)
-
-
-def metric_names(top_k: Sequence[int]) -> list[str]:
-    """Per-pair metric columns, in report order."""
-    return ["cosine_similarity", *(f"top_{k}_accuracy" for k in top_k), "mrr", "median_rank"]
 
 
 def pair_type_order(present: Sequence[str]) -> list[str]:
@@ -66,14 +53,12 @@ def aggregate(metrics: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
 
 
 def leaderboard_components(
-    results: pl.DataFrame, components: Sequence[tuple[str, str]] = LEADERBOARD_COMPONENTS
+    results: pl.DataFrame, components: Sequence[Component] = COMPONENTS
 ) -> dict[str, float]:
-    """The leaderboard's medians (PLISM: the reference's four) and their mean (NaN if one is
-    missing); ``components`` come from the dataset (``DatasetSpec.score_components``)."""
+    """The four medians of the reference leaderboard and their mean (NaN if one is missing)."""
     out: dict[str, float] = {}
-    for ptype, metric in components:
-        hit = results.filter((pl.col("pair_type") == ptype) & (pl.col("metric") == metric))
-        label = f"{metric.removesuffix('_accuracy')}_{ptype}".replace("-", "_")
-        out[label] = float(hit["median"][0]) if hit.height else float("nan")
-    out["leaderboard_metric"] = float(np.mean(list(out.values())))
+    for c in components:  # the dataset's (catalogue.dataset_components)
+        hit = results.filter((pl.col("pair_type") == c.pair_type) & (pl.col("metric") == c.metric))
+        out[c.label] = float(hit["median"][0]) if hit.height else float("nan")
+    out[SCORE] = score(list(out.values()))
     return out

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plismbench.metrics.catalogue import mean_reciprocal_rank, median_rank
+
 DEFAULT_TOP_K: tuple[int, ...] = (1, 3, 5, 10)
 
 
@@ -36,11 +38,11 @@ def summarise_ranks(
     """Top-k per direction and their mean, mean reciprocal rank and median rank."""
     ab = {k: top_k_accuracy(ranks_a_to_b, k) for k in top_k}
     ba = {k: top_k_accuracy(ranks_b_to_a, k) for k in top_k}
-    mrr = (np.mean(1.0 / ranks_a_to_b) + np.mean(1.0 / ranks_b_to_a)) / 2
+    rows = ranks_a_to_b[None, :], ranks_b_to_a[None, :]
     return RetrievalSummary(
         top_k={k: (ab[k] + ba[k]) / 2 for k in top_k},
         top_k_a_to_b=ab,
         top_k_b_to_a=ba,
-        mrr=float(mrr),
-        median_rank=float(np.median(np.concatenate([ranks_a_to_b, ranks_b_to_a]))),
+        mrr=float(mean_reciprocal_rank(*rows)[0]),
+        median_rank=float(median_rank(*rows)[0]),
     )

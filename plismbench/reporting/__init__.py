@@ -159,5 +159,7 @@ def _write(path: Path, data: bytes) -> None:
 def _metric_order(inputs: ReportInputs) -> list[str]:
     """Per-pair metrics present in any model, in report order."""
     ks = sorted({k for m in inputs.models for k in m.top_k})
-    wanted = ["cosine_similarity", *(f"top_{k}_accuracy" for k in ks), "mrr", "median_rank"]
+    from plismbench.metrics.catalogue import metric_names
+
+    wanted = metric_names(ks)
     return [w for w in wanted if any(w in m.metrics.columns for m in inputs.models)]

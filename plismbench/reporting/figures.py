@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from plismbench.data.catalogue import PAIR_TYPES, SCANNERS, STAININGS
+from plismbench.metrics.catalogue import title
 from plismbench.reporting.inputs import ModelRun
 
 #: A colour as matplotlib's colour maps return it.
@@ -39,14 +39,8 @@ _PAIR_LABELS = {
 
 
 def metric_label(metric: str) -> str:
-    """Human name of a per-pair metric column."""
-    if m := re.fullmatch(r"top_(\d+)_accuracy", metric):
-        return f"Top-{m.group(1)} accuracy"
-    return {
-        "cosine_similarity": "Cosine similarity",
-        "mrr": "Mean reciprocal rank",
-        "median_rank": "Median rank",
-    }.get(metric, metric.replace("_", " ").capitalize())
+    """Human name of a per-pair metric column (from the catalogue)."""
+    return title(metric)
 
 
 def model_colours(names: Sequence[str]) -> dict[str, RGBA]:
@@ -294,7 +288,8 @@ def scatter_figure(
                 yerr=[[max(0.0, y - y_lo)], [max(0.0, y_hi - y)]],
                 fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, alpha=0.9, zorder=2,
             )  # fmt: skip
-        labels.append((x, y, f"#{row['rank']} {name} ({param_text(p)})"))
+        rank = "" if row["rank"] is None else f"#{row['rank']} "
+        labels.append((x, y, f"{rank}{name} ({param_text(p)})"))
     ax.set_xlabel("Median cosine similarity, all slide pairs (higher is more robust)")
     ax.set_ylabel(
         f"Top-{K} accuracy: mean of the cross-scanner, cross-staining\n"

@@ -124,7 +124,7 @@ def leaderboard_table(inputs: ReportInputs) -> str:
     for row in board.iter_rows(named=True):
         status = row.get("status", "ranked")
         cells = [
-            f"<td>{row['rank']}</td>",
+            f"<td>{'' if row['rank'] is None else row['rank']}</td>",
             f'<td class="l">{escape(row["model"])}</td>',
             f"<td>{_params(params.get(row['model']))}</td>",
         ]

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plismbench.errors import InputError
+from plismbench.metrics.catalogue import ALL, SCORE, dataset_components, score
 from plismbench.reporting.inputs import ModelRun
-from plismbench.stats.bootstrap import Bootstrap
+from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.summary import component_replicates
 from plismbench.store.design import design_from_metrics
 
-#: The scatter's y: mean of the cross-condition top-10 medians (PLISM: three; SCORPION: one).
+#: The scatter's y: mean of the three cross-condition top-10 medians.
 TOP10_MEAN = "top_10_cross_mean"
 
 
@@ -28,7 +29,7 @@ class Intervals:
         return self.ci.get(key, (float("nan"), float("nan")))
 
 
-def model_intervals(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> Intervals:
+def model_intervals(run: ModelRun, n_boot: int = N_BOOT, seed: int = SEED) -> Intervals:
     """The four leaderboard medians, the score and the scatter's y, with their intervals."""
     out = Intervals()
     try:
@@ -36,9 +37,9 @@ def model_intervals(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> Interva
     except InputError:
         return out
     observed, reps = component_replicates(run.metrics, boot)
-    observed["leaderboard_metric"] = float(np.mean(list(observed.values())))
-    reps["leaderboard_metric"] = np.mean(np.stack(list(reps.values())), axis=0)
-    tops = [k for k in observed if k.startswith("top_10_cross_")]  # the dataset's pair types
+    observed[SCORE] = score(list(observed.values()))
+    reps[SCORE] = score(list(reps.values()))
+    tops = [c.label for c in dataset_components(boot.design.units) if c.pair_type != ALL]
     observed[TOP10_MEAN] = float(np.mean([observed[t] for t in tops]))
     reps[TOP10_MEAN] = np.mean(np.stack([reps[t] for t in tops]), axis=0)
     for key, value in observed.items():

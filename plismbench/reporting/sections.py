@@ -103,14 +103,16 @@ def compare_section(inputs: ReportInputs) -> Section | None:
         what = "score" if r["pair_type"] == "score" else (
             f"{r['metric'].replace('_accuracy', '').replace('_', ' ')}, {r['pair_type']}"
         )
-        wil = r["p_wilcoxon_pairs_holm"]
+        wil, p_boot = r["p_wilcoxon_pairs_adj"], r["p_bootstrap_adj"]
+        p_cell = "n/a" if p_boot != p_boot else f"{p_boot:.3g}"
+        sig = "n/a" if r["significant"] is None else "yes" if r["significant"] else "no"
         rows.append(
             f'<tr><td class="l">{escape(r["model_a"])} &minus; {escape(r["model_b"])}</td>'
             f'<td class="l">{escape(what)}</td>'
             f"<td>{_f(r['difference'], True)} [{_f(r['ci_low'], True)}, "
-            f"{_f(r['ci_high'], True)}]</td><td>{r['p_bootstrap_holm']:.3g}</td>"
+            f"{_f(r['ci_high'], True)}]</td><td>{p_cell}</td>"
             f"<td>{'n/a' if wil != wil else (f'{wil:.2g}' if wil > 0 else '&lt;1e-300')}</td>"
-            f"<td>{'yes' if r['significant'] else 'no'}</td></tr>"
+            f"<td>{sig}</td></tr>"
         )
     body = (
         '<p class="note">Differences of medians on the same slide pairs, with 95% intervals '

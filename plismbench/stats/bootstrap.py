@@ -2,8 +2,12 @@
 
 Slide pairs are not independent: the 4,095 PLISM pairs share 91 slides, which share 13
 stainings and 7 scanners. A resample draws stainings and scanners with replacement; a
-slide is drawn as often as its staining times its scanner; a pair of distinct slides is
-drawn as often as the product of its slides' counts. Each resample is thus a row of
+pair is drawn as often as the product of the counts of its *distinct* units: a
+cross-scanner pair (one staining, two scanners) ``k_s * m_1 * m_2`` times, a
+cross-staining pair ``k_1 * k_2 * m_c``, a cross-both pair ``k_1 * k_2 * m_1 * m_2``
+(docs/statistics.md derives it: a copy of a staining is another staining in the
+resampled world, so pairs across two copies are not same-staining pairs; they are not
+observable and are dropped, never counted as cross-scanner). Each resample is thus a row of
 integer *multiplicities* over the observed pairs, and a statistic over the resampled
 pairs is a weighted statistic over the observed ones. All resamples are one
 ``(n_boot, n_pairs)`` matrix; quantiles of all resamples come from one sort, one
@@ -48,34 +52,44 @@ def unit_counts(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarr
     return counts.reshape(n_boot, n_units)
 
 
-def slide_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
-    """(n_boot, n_slides) multiplicity of every slide when stainings and scanners are resampled."""
+def resampled_units(
+    design: Design, n_boot: int = N_BOOT, seed: int = SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_boot, n_stainings) and (n_boot, n_scanners) draw counts of every unit."""
     rng = np.random.default_rng(seed)
-    stain = unit_counts(len(design.stainings), n_boot, rng)
-    scan = unit_counts(len(design.scanners), n_boot, rng)
-    return stain[:, design.staining_of] * scan[:, design.scanner_of]
+    return (
+        unit_counts(len(design.stainings), n_boot, rng),
+        unit_counts(len(design.scanners), n_boot, rng),
+    )
 
 
-def pair_products(
-    slides: np.ndarray, design: Design, dtype: type = np.int64, zero_column: bool = False
-) -> np.ndarray:
-    """(n_rows, n_pairs) C-ordered products of each pair's two slide weights, in ``dtype``.
+def unit_pair_weights(
+    stain: np.ndarray, scan: np.ndarray, design: Design, dtype: type = np.int64,
+    zero_column: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """(n_rows, n_pairs) C-ordered pair multiplicities from unit counts, in ``dtype``.
 
-    ``zero_column``: one more column, of zeros (a pair of a slide that is never drawn).
+    A pair's weight is the product of the counts of its distinct stainings and distinct
+    scanners: each unit counts once however many of the pair's slides it holds.
+    ``zero_column``: one more column, of zeros (read first by the quantile routines).
     """
-    a, b = design.pair_a, design.pair_b
+    sa, sb = design.staining_of[design.pair_a], design.staining_of[design.pair_b]
+    ca, cb = design.scanner_of[design.pair_a], design.scanner_of[design.pair_b]
+    stain, scan = stain.astype(dtype, copy=False), scan.astype(dtype, copy=False)
+    out = np.take(stain, sa, axis=1)
+    cross = np.flatnonzero(sa != sb)
+    out[:, cross] *= np.take(stain, sb[cross], axis=1)
+    out *= np.take(scan, ca, axis=1)
+    cross = np.flatnonzero(ca != cb)
+    out[:, cross] *= np.take(scan, cb[cross], axis=1)
     if zero_column:
-        slides = np.hstack([slides, np.zeros((len(slides), 1), dtype=slides.dtype)])
-        a, b = np.append(a, len(slides[0]) - 1), np.append(b, len(slides[0]) - 1)
-    slides = slides.astype(dtype, copy=False)
-    out = np.take(slides, a, axis=1)
-    out *= np.take(slides, b, axis=1)
-    return out
+        out = np.hstack([out, np.zeros((len(out), 1), dtype=out.dtype)])
+    return np.ascontiguousarray(out)
 
 
 def hierarchical_weights(design: Design, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
     """(n_boot, n_pairs) multiplicity of every pair when stainings and scanners are resampled."""
-    return pair_products(slide_weights(design, n_boot, seed), design)
+    return unit_pair_weights(*resampled_units(design, n_boot, seed), design)
 
 
 def pair_weights(n_pairs: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
@@ -83,14 +97,17 @@ def pair_weights(n_pairs: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.nda
     return unit_counts(n_pairs, n_boot, np.random.default_rng(seed))
 
 
-def jackknife_slides(units: np.ndarray, n_units: int) -> np.ndarray:
-    """(n_units, n_slides) slide weights with one unit left out per row (0 or 1)."""
-    return (np.arange(n_units)[:, None] != units[None, :]).astype(np.int64)
+def jackknife_units(n_stainings: int, n_scanners: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit counts of the leave-one-staining-out rows, then the leave-one-scanner-out rows."""
+    s, c = n_stainings, n_scanners
+    stain = np.vstack([1 - np.eye(s, dtype=np.int64), np.ones((c, s), dtype=np.int64)])
+    scan = np.vstack([np.ones((s, c), dtype=np.int64), 1 - np.eye(c, dtype=np.int64)])
+    return stain, scan
 
 
-def jackknife_weights(units: np.ndarray, n_units: int, design: Design) -> np.ndarray:
-    """(n_units, n_pairs) pair weights with one unit left out per row (0 or 1)."""
-    return pair_products(jackknife_slides(units, n_units), design)
+def jackknife_weights(design: Design) -> np.ndarray:
+    """(n_stainings + n_scanners, n_pairs) pair weights, one unit left out per row (0/1)."""
+    return unit_pair_weights(*jackknife_units(len(design.stainings), len(design.scanners)), design)
 
 
 def percentile_ci(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -101,6 +118,15 @@ def percentile_ci(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, 
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(finite, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def share_above(differences: np.ndarray) -> float:
+    """P(A > B) from paired replicates of A - B: the share above 0, ties counting half
+    (NaN replicates, resamples without a value, left out)."""
+    d = differences[np.isfinite(differences)]
+    if d.size == 0:
+        return float("nan")
+    return float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
 
 
 def _jackknife_var(reps: np.ndarray) -> float:
@@ -137,19 +163,15 @@ class Bootstrap:
             compact = np.hstack([counts, zero]).astype(smallest_int(int(counts.max(initial=0))))
         else:
             s, c = len(design.stainings), len(design.scanners)
-            slides = np.vstack(
-                [
-                    slide_weights(design, n_boot, seed),
-                    jackknife_slides(design.staining_of, s),
-                    jackknife_slides(design.scanner_of, c),
-                ]
-            )
+            boot_st, boot_sc = resampled_units(design, n_boot, seed)
+            jack_st, jack_sc = jackknife_units(s, c)
+            stain, scan = np.vstack([boot_st, jack_st]), np.vstack([boot_sc, jack_sc])
             self.n_jack = (s, c)
             # A row totals at most n_pairs x the largest pair weight: int32 sums when that
-            # fits (PLISM: 4,095 x 91^2 = 3.4e7; in fact at most 4,095, see wquantiles).
-            top = int(slides.max(initial=0)) ** 2
+            # fits (PLISM: 4,095 x 13^2 x 7^2 = 3.4e7).
+            top = int(stain.max(initial=0)) ** 2 * int(scan.max(initial=0)) ** 2
             self._acc = np.int32 if design.n_pairs * top <= INT32_MAX else np.int64
-            compact = pair_products(slides, design, smallest_int(top), zero_column=True)
+            compact = unit_pair_weights(stain, scan, design, smallest_int(top), zero_column=True)
         #: C-ordered, in the smallest integer type (int16 on PLISM), gathered once a metric,
         #: with a last column of zeros (:mod:`plismbench.stats.bytype` reads it first).
         self._compact = compact
@@ -192,56 +214,96 @@ class Bootstrap:
         """The bootstrap part of a replicate vector."""
         return reps[: self.n_boot]
 
-    def widening(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> float:
-        """Factor (>= 1) by which bootstrap deviations are stretched for few units.
-
-        The hierarchical bootstrap's spread is too small with few units (7 scanners):
-        a unit drawn twice loses its pairs with itself, and the (n-1)/n shrinkage
-        remains. Deviations from ``estimate`` are therefore stretched (never shrunk)
-        until the interval's half-width reaches ``t_df x`` the jackknife standard error,
-        with ``df`` from Satterthwaite over the staining and scanner parts. 1 for the
-        naive pair bootstrap.
-        """
+    def _jackknife(self, estimate: float, reps: np.ndarray) -> tuple[float, float, float] | None:
+        """(jackknife variance, Satterthwaite df, bootstrap sd), or None: no widening."""
         if self.naive or not np.isfinite(estimate):
-            return 1.0
-        from scipy.special import ndtri, stdtrit  # t and normal quantiles; lighter than stats
-
+            return None
         s, c = self.n_jack
         var_s = _jackknife_var(reps[self.n_boot : self.n_boot + s])
         var_c = _jackknife_var(reps[self.n_boot + s :])
         var = var_s + var_c
         sd = float(np.nanstd(self.boot(reps)))
         if not (var > 0 and sd > 0):
-            return 1.0
+            return None
         denom = (var_s**2 / (s - 1) if s > 1 else 0.0) + (var_c**2 / (c - 1) if c > 1 else 0.0)
-        df = var**2 / denom if denom > 0 else 1.0
+        return var, (var**2 / denom if denom > 0 else 1.0), sd
+
+    @staticmethod
+    def _factor(parts: tuple[float, float, float] | None, level: float) -> float:
+        if parts is None:
+            return 1.0
+        from scipy.special import ndtri, stdtrit  # t and normal quantiles; lighter than stats
+
+        var, df, sd = parts
         alpha = (1.0 - level) / 2.0
-        factor = stdtrit(df, 1 - alpha) * np.sqrt(var) / (ndtri(1 - alpha) * sd)
-        return max(1.0, float(factor))
+        t_over_z = float(stdtrit(df, 1 - alpha) / ndtri(1 - alpha))
+        # at least t/z: with df effective units the percentile interval is a normal one
+        # where a t one is due (tests/stats/test_coverage.py: the cross-staining median
+        # under a strong scanner effect covers 0.90 without it, 0.94 with it)
+        return max(1.0, t_over_z * float(np.sqrt(var)) / sd, t_over_z)
+
+    def widening(self, estimate: float, reps: np.ndarray, level: float = LEVEL) -> float:
+        """Factor (>= 1) by which bootstrap deviations are stretched for few units.
+
+        The hierarchical bootstrap's spread is too small with few units (7 scanners):
+        the (n-1)/n shrinkage remains, and a percentile interval is a normal interval
+        where a t one is due. Deviations from ``estimate`` are therefore stretched (never
+        shrunk) until the interval's half-width reaches ``t_df x`` the jackknife standard
+        error, and at least by ``t_df / z``, with ``df`` from Satterthwaite over the
+        staining and scanner parts. 1 for the naive pair bootstrap.
+        """
+        return self._factor(self._jackknife(estimate, reps), level)
+
+    def _interval(
+        self, estimate: float, boot: np.ndarray, parts: tuple[float, float, float] | None,
+        level: float, bounds: Bounds,
+    ) -> tuple[float, float]:  # fmt: skip
+        if not np.isfinite(estimate):
+            return float("nan"), float("nan")  # undefined stays undefined
+        lo, hi = percentile_ci(boot, level)
+        if not np.isfinite(lo):
+            return lo, hi
+        f = self._factor(parts, level)
+        # A skewed or discrete bootstrap can put both ends on one side of the estimate:
+        # the interval always reaches the estimate (an interval that excludes its own
+        # estimate is no statement about it).
+        lo = min(estimate, estimate + f * (lo - estimate))
+        hi = max(estimate, estimate + f * (hi - estimate))
+        return max(lo, bounds[0]), min(hi, bounds[1])
 
     def ci(
         self, estimate: float, reps: np.ndarray, level: float = LEVEL, bounds: Bounds = UNBOUNDED
     ) -> tuple[float, float]:
         """Percentile interval of the bootstrap, widened around ``estimate`` for few units,
-        and kept within ``bounds``, the values the statistic can take
-        (:mod:`plismbench.stats.bounds`)."""
-        lo, hi = percentile_ci(self.boot(reps), level)
-        if not (np.isfinite(estimate) and np.isfinite(lo)):
-            return lo, hi
-        f = self.widening(estimate, reps, level)
-        lo, hi = estimate + f * (lo - estimate), estimate + f * (hi - estimate)
-        return max(lo, bounds[0]), min(hi, bounds[1])
+        stretched to contain ``estimate``, and kept within ``bounds``, the values the
+        statistic can take (:mod:`plismbench.stats.bounds`). NaN for a NaN estimate."""
+        return self._interval(estimate, self.boot(reps), self._jackknife(estimate, reps),
+                              level, bounds)  # fmt: skip
 
-    def p_value(self, estimate: float, reps: np.ndarray) -> float:
-        """Two-sided bootstrap p-value of ``estimate == 0`` (a difference between models).
+    def p_value(self, estimate: float, reps: np.ndarray, null: float = 0.0) -> float:
+        """Two-sided p-value of ``estimate == null`` by inverting :meth:`ci`.
 
-        The centred, widened bootstrap distribution is the null: ``(1 + #{f |d* - d| >=
-        |d|}) / (1 + n_boot)``.
+        The smallest ``1 - level`` whose interval excludes ``null``, so that "the 95%
+        interval excludes 0" and "p < 0.05" are one decision (never below
+        ``1 / (1 + n_boot)``; 1 when every interval contains ``null``).
         """
         boot = self.boot(reps)
-        boot = boot[np.isfinite(boot)]
-        if not np.isfinite(estimate) or boot.size == 0:
+        finite = boot[np.isfinite(boot)]
+        if not np.isfinite(estimate) or finite.size == 0:
             return float("nan")
-        f = self.widening(estimate, reps)
-        extreme = np.sum(f * np.abs(boot - estimate) >= abs(estimate) - 1e-12)
-        return float((1 + extreme) / (1 + boot.size))
+        parts = self._jackknife(estimate, reps)
+
+        def excludes(alpha: float) -> bool:
+            lo, hi = self._interval(estimate, finite, parts, 1.0 - alpha, UNBOUNDED)
+            return not (lo <= null <= hi)
+
+        floor = 1.0 / (1 + finite.size)
+        if excludes(floor):
+            return floor
+        if not excludes(1.0 - 1e-12):
+            return 1.0
+        lo, hi = floor, 1.0 - 1e-12  # excludes(hi) and not excludes(lo)
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if excludes(mid) else (mid, hi)
+        return float(hi)

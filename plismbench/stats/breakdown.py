@@ -11,6 +11,7 @@ saved by ``evaluate --save-ranks``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +20,17 @@ import polars as pl
 
 from plismbench.data.catalogue import PAIR_TYPES
 from plismbench.errors import InputError
-from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap, weighted_quantiles
+from plismbench.stats.bootstrap import (
+    LEVEL,
+    N_BOOT,
+    SEED,
+    Bootstrap,
+    resampled_units,
+    unit_pair_weights,
+    weighted_quantiles,
+)
 from plismbench.stats.bounds import metric_bounds
+from plismbench.stats.summary import median_of
 from plismbench.store.design import Design, design_from_metrics
 
 METRICS = ("cosine_similarity", "top_10_accuracy")
@@ -29,15 +39,10 @@ COLUMNS = ("by", "level", "metric", "pair_type", "n_pairs", "median", "ci_low", 
 
 def _fixed_weights(boot: Bootstrap, kind: str, index: int) -> np.ndarray:
     """Bootstrap rows with one staining (or scanner) drawn exactly once, then the jackknife."""
-    d = boot.design
-    rng = np.random.default_rng(boot.seed)
-    from plismbench.stats.bootstrap import unit_counts
-
-    stain = unit_counts(len(d.stainings), boot.n_boot, rng)
-    scan = unit_counts(len(d.scanners), boot.n_boot, rng)
+    stain, scan = resampled_units(boot.design, boot.n_boot, boot.seed)
     (stain if kind == "staining" else scan)[:, index] = 1
-    slide = stain[:, d.staining_of] * scan[:, d.scanner_of]
-    return np.vstack([slide[:, d.pair_a] * slide[:, d.pair_b], boot.weights[boot.n_boot :]])
+    pairs = unit_pair_weights(stain, scan, boot.design)
+    return np.vstack([pairs, boot.weights[boot.n_boot :]])
 
 
 def _rows(
@@ -48,11 +53,12 @@ def _rows(
     for ptype in [*PAIR_TYPES, "all"]:
         mask = involved & design.mask(ptype)
         for metric, v in values.items():
-            m = mask & np.isfinite(v)
+            m = mask
             if not m.any():
                 continue
-            med = float(np.median(v[m]))
-            reps = weighted_quantiles(v[m], weights[:, m], [0.5])[:, 0]
+            med = median_of(v[m])  # a NaN among the pairs: undefined
+            reps = (weighted_quantiles(v[m], weights[:, m], [0.5])[:, 0] if np.isfinite(med)
+                    else np.full(len(weights), np.nan))  # fmt: skip
             lo, hi = boot.ci(med, reps, ci_level, metric_bounds(metric))
             rows.append({"by": by, "level": level, "metric": metric, "pair_type": ptype,
                          "n_pairs": int(m.sum()), "median": med, "ci_low": lo, "ci_high": hi})
@@ -85,18 +91,65 @@ def breakdown(
     return pl.DataFrame(rows, schema=list(COLUMNS), orient="row") if rows else pl.DataFrame()
 
 
+_INTEGER = re.compile(r"[+-]?\d+(\.0*)?")
+
+
 def read_tissue_map(path: str | os.PathLike[str]) -> dict[tuple[int, int], str]:
-    """``{(x, y): tissue}`` from a CSV with ``x``, ``y`` and ``tissue`` columns."""
+    """``{(x, y): tissue}`` from a CSV or TSV with integer ``x``, ``y`` and a ``tissue`` label.
+
+    Refused with one line naming the row: a non-numeric, blank or fractional coordinate,
+    a blank label, or the same (x, y) twice with different labels.
+    """
+    path = Path(path)
     try:
-        table = pl.read_csv(Path(path))
+        head = path.read_text(errors="replace").split("\n", 1)[0]
+        sep = "\t" if "\t" in head and "," not in head else ","
+        table = pl.read_csv(path, separator=sep, infer_schema=False)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise InputError(f"--tissue-map {path}: unreadable ({type(exc).__name__})") from None
+    table = table.rename({c: c.strip() for c in table.columns})
     missing = [c for c in ("x", "y", "tissue") if c not in table.columns]
     if missing:
-        raise InputError(f"--tissue-map {path}: missing columns {missing} (need x, y, tissue)")
-    return {
-        (int(x), int(y)): str(t) for x, y, t in table.select("x", "y", "tissue").iter_rows()
-    }
+        raise InputError(
+            f"--tissue-map {path}: missing columns {missing} (need x, y, tissue; "
+            f"found {table.columns})"
+        )
+    out: dict[tuple[int, int], str] = {}
+    first: dict[tuple[int, int], int] = {}
+    for line, (x, y, tissue) in enumerate(table.select("x", "y", "tissue").iter_rows(), 2):
+        coords = []
+        for name, raw in (("x", x), ("y", y)):
+            text = (raw or "").strip()
+            if not _INTEGER.fullmatch(text):
+                what = "blank" if not text else f"{text!r} is not an integer"
+                raise InputError(f"--tissue-map {path}: line {line}: {name} {what}")
+            coords.append(int(float(text)))
+        label = (tissue or "").strip()
+        if not label:
+            raise InputError(f"--tissue-map {path}: line {line}: blank tissue label")
+        key = (coords[0], coords[1])
+        if key in out and out[key] != label:
+            raise InputError(
+                f"--tissue-map {path}: line {line}: ({key[0]}, {key[1]}) is {label!r} but line "
+                f"{first[key]} says {out[key]!r}"
+            )
+        out[key] = label
+        first.setdefault(key, line)
+    if not out:
+        raise InputError(f"--tissue-map {path}: no rows")
+    return out
+
+
+def tissue_coverage(model_folder: Path, tissue_map: dict[tuple[int, int], str]) -> tuple[int, int]:
+    """(evaluated tiles in the map, evaluated tiles): checked before any computation."""
+    ranks = model_folder / "ranks"
+    if not (ranks / "tiles.npy").is_file():
+        raise InputError(
+            f"{model_folder}: no saved ranks; re-run evaluate with --save-ranks for --tissue-map"
+        )
+    tiles = np.load(ranks / "tiles.npy")
+    mapped = sum((int(x), int(y)) in tissue_map for x, y in tiles[:, -2:])
+    return mapped, len(tiles)
 
 
 def tissue_metrics(

@@ -4,7 +4,10 @@ For each pair of models, metric and pair type: the difference of medians with it
 hierarchical-bootstrap interval, a bootstrap test at the staining/scanner level, and the
 Wilcoxon signed-rank test over slide pairs that the H0-mini paper used (it treats the
 4,095 pairs as independent, so its p-values are far too small; shown for comparison).
-p-values are Holm-corrected across the model comparisons of each (metric, pair type).
+The bootstrap p-value inverts the interval (excludes 0 exactly when p < 0.05); p-values
+are corrected (Holm or Benjamini-Hochberg) across the model comparisons of each (metric,
+pair type). A median over pairs of which one is undefined (NaN) is undefined: its
+difference, interval and p-values are NaN (printed ``n/a``), never a median of the rest.
 """
 
 from __future__ import annotations
@@ -19,16 +22,15 @@ import numpy as np
 import polars as pl
 
 from plismbench.errors import InputError
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, pair_type_order
-from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
+from plismbench.metrics.aggregate import pair_type_order
+from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, SCORE, lookup, present_metrics
+from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap, share_above
 from plismbench.stats.bounds import difference_bounds
-from plismbench.stats.multitest import holm
+from plismbench.stats.multitest import adjust
 from plismbench.stats.ranking import Entry, load_entry
-from plismbench.stats.summary import score_replicates
+from plismbench.stats.summary import median_of, score_replicates
 from plismbench.store.design import align, design_from_metrics
 
-#: The pseudo metric and pair type of the leaderboard score's row.
-SCORE = "leaderboard_metric"
 ALPHA = 0.05
 _FIXED = ("slide_a", "slide_b", "staining_a", "scanner_a", "staining_b", "scanner_b", "pair_type")
 
@@ -71,13 +73,14 @@ def compare_entries(
     n_boot: int = N_BOOT,
     seed: int = SEED,
     level: float = LEVEL,
+    correction: str = "holm",
 ) -> pl.DataFrame:
     """One row per (model pair, metric, pair type), plus the leaderboard score's rows.
 
-    Columns: ``model_a, model_b, metric, pair_type, n_pairs, median_a, median_b,
-    difference, ci_low, ci_high, p_bootstrap, p_bootstrap_holm, p_wilcoxon_pairs,
-    p_wilcoxon_pairs_holm, significant`` (``difference = median_a - median_b``;
-    ``significant``: Holm-corrected bootstrap p < 0.05).
+    Columns: :data:`COLUMNS` (``difference = median_a - median_b``; ``p_a_better``: the
+    share of paired resamples in which A is better, by the metric's direction;
+    ``*_adj``: corrected by ``correction``, ``holm`` or ``bh``; ``significant``: the
+    corrected bootstrap p < 0.05).
     """
     from scipy.stats import wilcoxon
 
@@ -95,78 +98,93 @@ def compare_entries(
     values = [{n: f[n].to_numpy().astype(np.float64) for n in names} for f in frames]
     cache: dict[tuple[int, str, str], np.ndarray] = {}
 
-    def median_reps(k: int, name: str, ptype: str, mask: np.ndarray) -> np.ndarray:
-        """Replicates of model k's median; computed once per model when nothing is NaN."""
-        v = values[k][name]
-        if np.array_equal(mask, boot.design.mask(ptype) & np.isfinite(v)):
-            key = (k, name, ptype)
-            if key not in cache:
-                cache[key] = boot.median(v, ptype)
-            return cache[key]
-        return boot.median(np.where(mask, v, np.nan), ptype)
+    def median_reps(k: int, name: str, ptype: str) -> np.ndarray:
+        """Replicates of model k's median over one pair type, computed once."""
+        key = (k, name, ptype)
+        if key not in cache:
+            cache[key] = boot.median(values[k][name], ptype)
+        return cache[key]
 
     for (i, a), (j, b) in itertools.combinations(enumerate(entries), 2):
         for name in names:
             va, vb = values[i][name], values[j][name]
             for ptype in ptypes:
-                mask = boot.design.mask(ptype) & np.isfinite(va) & np.isfinite(vb)
+                mask = boot.design.mask(ptype)
                 if not mask.any():
                     continue
-                med_a, med_b = float(np.median(va[mask])), float(np.median(vb[mask]))
+                # undefined stays undefined: a NaN among the pairs makes the median NaN
+                med_a, med_b = median_of(va[mask]), median_of(vb[mask])
                 diff = med_a - med_b
-                reps = median_reps(i, name, ptype, mask) - median_reps(j, name, ptype, mask)
+                if np.isfinite(diff):
+                    reps = median_reps(i, name, ptype) - median_reps(j, name, ptype)
+                else:
+                    reps = np.full(boot.n_replicates, np.nan)
                 lo, hi = boot.ci(diff, reps, level, difference_bounds(name))
                 d = va[mask] - vb[mask]
-                p_w = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+                p_w = (float("nan") if not np.isfinite(diff)
+                       else float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0)  # fmt: skip
                 rows.append(
                     _row(a, b, name, ptype, int(mask.sum()), med_a, med_b, diff, lo, hi,
-                         boot.p_value(diff, reps), p_w)
+                         boot.p_value(diff, reps), p_w, _p_better(boot, reps, diff, name))
                 )  # fmt: skip
         (obs_a, reps_a), (obs_b, reps_b) = scores[i], scores[j]
         diff = obs_a[SCORE] - obs_b[SCORE]
         lo, hi = boot.ci(diff, reps_a - reps_b, level, difference_bounds(SCORE))
         rows.append(
             _row(a, b, SCORE, "score", boot.design.n_pairs, obs_a[SCORE], obs_b[SCORE], diff,
-                 lo, hi, boot.p_value(diff, reps_a - reps_b), float("nan"))
+                 lo, hi, boot.p_value(diff, reps_a - reps_b), float("nan"),
+                 _p_better(boot, reps_a - reps_b, diff, SCORE))
         )  # fmt: skip
-    return _holm(pl.DataFrame(rows))
+    return _correct(pl.DataFrame(rows), correction)
+
+
+def _p_better(boot: Bootstrap, reps: np.ndarray, diff: float, name: str) -> float:
+    """P(A better than B): the share of bootstrap resamples where A's value is better."""
+    if not np.isfinite(diff):
+        return float("nan")
+    metric = lookup(name)
+    sign = -1.0 if metric is not None and not metric.higher_is_better else 1.0
+    return share_above(sign * boot.boot(reps))
 
 
 def _metric_columns(columns: Sequence[str]) -> list[str]:
-    wanted = ["cosine_similarity"]
-    wanted += sorted(
-        (c for c in columns if c.startswith("top_") and c.endswith("_accuracy")),
-        key=lambda c: int(c[4:-9]) if c[4:-9].isdigit() else 0,
-    )
-    wanted += ["mrr", "median_rank"]
-    return [c for c in wanted if c in columns and c not in _FIXED]
+    return [c for c in present_metrics(columns) if c not in _FIXED]
 
 
 def _row(
     a: Entry, b: Entry, metric: str, ptype: str, n: int, med_a: float, med_b: float,
-    diff: float, lo: float, hi: float, p_boot: float, p_w: float,
+    diff: float, lo: float, hi: float, p_boot: float, p_w: float, p_better: float,
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "model_a": a.name, "model_b": b.name, "metric": metric, "pair_type": ptype,
         "n_pairs": n, "median_a": med_a, "median_b": med_b, "difference": diff,
-        "ci_low": lo, "ci_high": hi, "p_bootstrap": p_boot, "p_wilcoxon_pairs": p_w,
+        "ci_low": lo, "ci_high": hi, "p_a_better": p_better, "p_bootstrap": p_boot,
+        "p_wilcoxon_pairs": p_w,
     }  # fmt: skip
 
 
-def _holm(table: pl.DataFrame) -> pl.DataFrame:
-    """Holm across the model comparisons of each (metric, pair type)."""
+#: Columns of ``compare.csv``, in order.
+COLUMNS = (
+    "model_a", "model_b", "metric", "pair_type", "n_pairs", "median_a", "median_b",
+    "difference", "ci_low", "ci_high", "p_a_better", "p_bootstrap", "p_bootstrap_adj",
+    "p_wilcoxon_pairs", "p_wilcoxon_pairs_adj", "correction", "significant",
+)  # fmt: skip
+
+
+def _correct(table: pl.DataFrame, correction: str) -> pl.DataFrame:
+    """Corrected p-values across the model comparisons of each (metric, pair type).
+
+    ``significant`` is null where the p-value is undefined.
+    """
     out = []
     for _, group in table.group_by("metric", "pair_type", maintain_order=True):
-        cols = {f"{c}_holm": holm(group[c].to_numpy()) for c in ("p_bootstrap", "p_wilcoxon_pairs")}
+        cols = {f"{c}_adj": adjust(group[c].to_numpy(), correction)
+                for c in ("p_bootstrap", "p_wilcoxon_pairs")}  # fmt: skip
         out.append(group.with_columns(**{k: pl.Series(v) for k, v in cols.items()}))
-    merged = pl.concat(out)
-    merged = merged.with_columns(significant=pl.col("p_bootstrap_holm") < ALPHA)
-    order = [
-        "model_a", "model_b", "metric", "pair_type", "n_pairs", "median_a", "median_b",
-        "difference", "ci_low", "ci_high", "p_bootstrap", "p_bootstrap_holm",
-        "p_wilcoxon_pairs", "p_wilcoxon_pairs_holm", "significant",
-    ]  # fmt: skip
-    return merged.select(order)
+    merged = pl.concat(out).with_columns(correction=pl.lit(correction))
+    p = pl.col("p_bootstrap_adj")
+    merged = merged.with_columns(significant=pl.when(p.is_nan()).then(None).otherwise(p < ALPHA))
+    return merged.select(COLUMNS)
 
 
 def leaderboard_rows(table: pl.DataFrame) -> pl.DataFrame:
@@ -185,7 +203,8 @@ def compare(
     *,
     n_boot: int = N_BOOT,
     seed: int = SEED,
+    correction: str = "holm",
 ) -> pl.DataFrame:
     """Paired comparisons of ``models`` under ``<metrics_dir>/<n>_tiles/`` (see module doc)."""
     _, entries = load_models(metrics_dir, models, n_tiles)
-    return compare_entries(entries, n_boot=n_boot, seed=seed)
+    return compare_entries(entries, n_boot=n_boot, seed=seed, correction=correction)

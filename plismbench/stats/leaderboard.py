@@ -21,6 +21,8 @@ import polars as pl
 from tabulate import tabulate
 
 from plismbench.errors import InputError
+from plismbench.metrics.catalogue import COMPONENT_LABELS, COMPONENTS, SCORE
+from plismbench.stats.bootstrap import N_BOOT, SEED
 from plismbench.stats.ranking import Entry, load_entry, order_entries
 from plismbench.store.evaluation import (
     LEADERBOARD_CSV,
@@ -36,13 +38,10 @@ NAN = float("nan")
 ALPHA = 0.05
 #: Columns of the leaderboard, in order.
 COLUMNS = (
-    "rank", "model", "cosine_similarity_all", "top_10_cross_scanner", "top_10_cross_staining",
-    "top_10_cross_scanner_cross_staining", "leaderboard_metric", "leaderboard_metric_ci_low",
-    "leaderboard_metric_ci_high", "group", "status", "complete", "note", "n_slides",
-    "cosine_similarity_all_ci_low", "cosine_similarity_all_ci_high",
-    "top_10_cross_scanner_ci_low", "top_10_cross_scanner_ci_high",
-    "top_10_cross_staining_ci_low", "top_10_cross_staining_ci_high",
-    "top_10_cross_scanner_cross_staining_ci_low", "top_10_cross_scanner_cross_staining_ci_high",
+    "rank", "model", *COMPONENT_LABELS, SCORE, f"{SCORE}_ci_low", f"{SCORE}_ci_high",
+    "group", "status", "complete", "note", "n_slides",
+    *(f"{c}_ci_{side}" for c in COMPONENT_LABELS for side in ("low", "high")),
+    "rank_ci_low", "rank_ci_high", "p_beats_next",
 )  # fmt: skip
 
 
@@ -51,8 +50,8 @@ def leaderboard(
     n_tiles: int | None = None,
     *,
     write: bool = True,
-    n_boot: int = 1000,
-    seed: int = 0,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
 ) -> pl.DataFrame:
     """One row per evaluated model: ranked group first (best first), then the others.
 
@@ -78,7 +77,7 @@ def leaderboard(
         raise InputError(f"{base}: no finished evaluations (no run.json)")
     ordered = order_entries(entries, n_boot=n_boot, seed=seed, alpha=ALPHA)
     board = pl.DataFrame(
-        [_row(rank, e) for rank, e in enumerate(ordered, start=1)],
+        [_row(e) for e in ordered],
         schema={c: _dtype(c) for c in COLUMNS},
     )
     if write:
@@ -96,13 +95,13 @@ def _dtype(column: str) -> type[pl.DataType]:
     return pl.String if column in ("model", "status", "note") else pl.Float64
 
 
-def _row(rank: int, e: Entry) -> dict[str, object]:
+def _row(e: Entry) -> dict[str, object]:
     return {
-        "rank": rank,
+        "rank": e.rank,
         "model": e.name,
         **e.components,
-        "leaderboard_metric_ci_low": e.ci[0],
-        "leaderboard_metric_ci_high": e.ci[1],
+        f"{SCORE}_ci_low": e.ci[0],
+        f"{SCORE}_ci_high": e.ci[1],
         "group": e.group,
         "status": e.status,
         "complete": e.complete and not e.partial,
@@ -110,9 +109,12 @@ def _row(rank: int, e: Entry) -> dict[str, object]:
         "n_slides": e.n_slides,
         **{
             f"{k}_ci_{side}": e.component_ci.get(k, (NAN, NAN))[i]
-            for k in e.components if k != "leaderboard_metric"
+            for k in e.components if k != SCORE
             for i, side in enumerate(("low", "high"))
         },
+        "rank_ci_low": e.rank_ci[0],
+        "rank_ci_high": e.rank_ci[1],
+        "p_beats_next": e.p_beats_next,
     }
 
 
@@ -125,21 +127,35 @@ def fmt_score(value: float | None, lo: float | None = None, hi: float | None = N
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def fmt_rank(r: dict[str, Any]) -> str:
+    """``2 [1-3]``: the rank and its 95% interval; empty for a model that is not ranked."""
+    if r["rank"] is None:
+        return ""
+    lo, hi = r.get("rank_ci_low"), r.get("rank_ci_high")
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return str(r["rank"])
+    return f"{r['rank']} [{int(lo)}-{int(hi)}]"
+
+
+def _score_cells(r: dict[str, Any]) -> list[str]:
+    """The four components, then the score with its interval."""
+    return [
+        *(fmt_score(r[c]) for c in COMPONENT_LABELS),
+        fmt_score(r[SCORE], r[f"{SCORE}_ci_low"], r[f"{SCORE}_ci_high"]),
+    ]
+
+
 def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
     """The leaderboard as a markdown table (3 decimals; the CSV has full precision)."""
     headers = [
-        "Rank", "Model", "Cosine (all)", "Top-10 cross-scanner", "Top-10 cross-staining",
-        "Top-10 cross-both", "Leaderboard metric [95% CI]", "Group", "Status",
+        "Rank [95% CI]", "Model", *(c.header for c in COMPONENTS), "Leaderboard metric [95% CI]",
+        "Group", "Status",
     ]  # fmt: skip
     rows = []
     for r in board.iter_rows(named=True):
         rows.append(
             [
-                r["rank"], r["model"], fmt_score(r["cosine_similarity_all"]),
-                fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
-                fmt_score(r["top_10_cross_scanner_cross_staining"]),
-                fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
-                          r["leaderboard_metric_ci_high"]),
+                fmt_rank(r), r["model"], *_score_cells(r),
                 "" if r["group"] is None else r["group"],
                 r["status"] if not r["note"] else f"{r['status']}: {r['note']}",
             ]
@@ -149,7 +165,10 @@ def leaderboard_markdown(board: pl.DataFrame, n_tiles: int) -> str:
         f"# Leaderboard ({n_tiles} tiles per slide)\n\n{table}\n\n"
         "Models in the same group are not significantly different from the group's first "
         "model (hierarchical bootstrap over stainings and scanners, Holm-corrected, "
-        "alpha 0.05). Incomplete and separate models are not ranked against the others.\n"
+        "alpha 0.05). Tied scores share a rank; the rank's interval is over the paired "
+        "resamples (leaderboard.csv: rank_ci_low, rank_ci_high, and p_beats_next, the "
+        "probability that a model beats the next one). Incomplete and separate models "
+        "are not ranked against the others.\n"
     )
 
 
@@ -161,7 +180,7 @@ def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
     # 80 columns must stay readable: light borders, and Status only when a row needs it
     with_status = any(r["status"] != "ranked" or r["note"] for r in board.iter_rows(named=True))
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for label in ("#", "Model", "Cos", "Scan", "Stain", "Both", "Score [95% CI]", "Grp"):
+    for label in ("#", "Model", *(c.short for c in COMPONENTS), "Score [95% CI]", "Grp"):
         model = label == "Model"
         table.add_column(label, justify="left" if model else "right", no_wrap=not model,
                          overflow="fold" if model else "ellipsis", min_width=len(label))
@@ -171,11 +190,7 @@ def leaderboard_rich(board: pl.DataFrame, title: str) -> Any:
         status = r["status"] if not r["note"] else f"{r['status']}: {r['note']}"
         style = None if r["status"] == "ranked" else "dim"
         cells = [
-            str(r["rank"]), r["model"], fmt_score(r["cosine_similarity_all"]),
-            fmt_score(r["top_10_cross_scanner"]), fmt_score(r["top_10_cross_staining"]),
-            fmt_score(r["top_10_cross_scanner_cross_staining"]),
-            fmt_score(r["leaderboard_metric"], r["leaderboard_metric_ci_low"],
-                      r["leaderboard_metric_ci_high"]),
+            "" if r["rank"] is None else str(r["rank"]), r["model"], *_score_cells(r),
             "" if r["group"] is None else str(r["group"]),
         ]  # fmt: skip
         table.add_row(*cells, *([status] if with_status else []), style=style)

@@ -20,8 +20,15 @@ import polars as pl
 
 from plismbench.data.datasets import dataset_of_units
 from plismbench.errors import InputError
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS, leaderboard_components
-from plismbench.stats.bootstrap import Bootstrap
+from plismbench.metrics.aggregate import leaderboard_components
+from plismbench.metrics.catalogue import (
+    LEADERBOARD_COMPONENTS,
+    LEADERBOARD_K,
+    SCORE,
+    dataset_components,
+    score,
+)
+from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap, share_above
 from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.multitest import holm
 from plismbench.stats.summary import component_replicates
@@ -54,6 +61,11 @@ class Entry:
     replicates: np.ndarray | None = None
     boot: Bootstrap | None = None
     group: int | None = None
+    #: Competition rank among the ranked models (ties share it); None when not ranked.
+    rank: int | None = None
+    #: 95% interval of the rank over the paired resamples, and P(beats the next model).
+    rank_ci: tuple[float, float] = (NAN, NAN)
+    p_beats_next: float = NAN
     status: str = "ranked"
     note: str = ""
 
@@ -73,7 +85,7 @@ class Entry:
 
     @property
     def score(self) -> float:
-        return self.components["leaderboard_metric"]
+        return self.components[SCORE]
 
     def cohort(self) -> tuple[frozenset[str], str, tuple[int, ...]]:
         subset = json.dumps(self.run.tile_subset, sort_keys=True, default=str)
@@ -86,7 +98,7 @@ def load_entry(folder: Path) -> Entry:
         run = load_run(folder)
         results = pl.read_csv(folder / RESULTS_CSV)
         dataset = dataset_of_units(run.slide_ids or ())
-        components = leaderboard_components(results, dataset.score_components())
+        components = leaderboard_components(results, dataset_components(run.slide_ids or ()))
         metrics = _read_metrics(folder)
     except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
@@ -98,8 +110,8 @@ def load_entry(folder: Path) -> Entry:
     if slides is None and metrics is not None and "slide_a" in metrics.columns:
         slides = metrics["slide_a"].to_list() + metrics["slide_b"].to_list()
     entry = Entry(folder.name, folder, run, metrics, components, frozenset(slides or ()))
-    if 10 not in run.top_k:
-        entry.reasons.append("evaluated without k=10")
+    if LEADERBOARD_K not in run.top_k:
+        entry.reasons.append(f"evaluated without k={LEADERBOARD_K}")
     present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
     lacking = [t for t in dataset.pair_types() if t not in present]
     if lacking:
@@ -150,7 +162,7 @@ def _sort_key(e: Entry) -> tuple[bool, float, str]:
 
 
 def order_entries(
-    entries: list[Entry], *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+    entries: list[Entry], *, n_boot: int = N_BOOT, seed: int = SEED, alpha: float = 0.05
 ) -> list[Entry]:
     """Ranked complete models (best first), ranked incomplete ones, then other cohorts.
 
@@ -182,8 +194,31 @@ def order_entries(
             _intervals([e for e in members if e.complete], n_boot, seed)
         if key == main:
             _groups([e for e in members if e.complete], alpha)
+            _ranks([e for e in members if e.complete])
         ordered += members
     return ordered
+
+
+def _ranks(ranked: list[Entry]) -> None:
+    """Competition ranks (tied scores share one), rank intervals over the paired
+    resamples, and the probability that each model beats the next one."""
+    scores = np.array([e.score for e in ranked])
+    for e in ranked:
+        e.rank = 1 + int(np.sum(scores > e.score))
+    if not ranked or any(e.replicates is None or e.boot is None for e in ranked):
+        return
+    boot = ranked[0].boot
+    assert boot is not None
+    reps = np.stack([boot.boot(e.replicates) for e in ranked])  # type: ignore[arg-type]
+    reps = reps[:, np.isfinite(reps).all(axis=0)]
+    if reps.shape[1] == 0:
+        return
+    ranks = 1 + (reps[None, :, :] > reps[:, None, :]).sum(axis=1)  # (n_models, n_boot)
+    for i, e in enumerate(ranked):
+        lo, hi = np.quantile(ranks[i], [0.025, 0.975])
+        e.rank_ci = (float(np.floor(lo)), float(np.ceil(hi)))
+        if i + 1 < len(ranked):
+            e.p_beats_next = share_above(reps[i] - reps[i + 1])
 
 
 def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
@@ -200,9 +235,9 @@ def _intervals(members: list[Entry], n_boot: int, seed: int) -> None:
         except InputError:
             continue  # same slide set but other pairs: no interval rather than a wrong one
         _, parts = component_replicates(aligned, boot)
-        reps = np.mean(np.stack(list(parts.values())), axis=0)
+        reps = score(list(parts.values()))
         e.replicates, e.boot = reps, boot
-        e.ci = boot.ci(e.score, reps, bounds=metric_bounds("leaderboard_metric"))
+        e.ci = boot.ci(e.score, reps, bounds=metric_bounds(SCORE))
         e.component_ci = {
             k: boot.ci(e.components[k], r, bounds=metric_bounds(k)) for k, r in parts.items()
         }

@@ -40,7 +40,7 @@ def _edit_run(folder: Path, **changes: object) -> None:
 def test_a_two_slide_model_never_ranks_first(metrics: Path) -> None:
     board = plismbench.leaderboard(metrics)
     assert board["model"].to_list() == ["good", "bad", "two-slides"]
-    assert board["rank"].to_list() == [1, 2, 3]
+    assert board["rank"].to_list() == [1, 2, None]  # a separate model gets no rank number
     last = board.row(2, named=True)
     assert np.isnan(last["leaderboard_metric"]) and last["status"] == "separate"
     assert "other slides (2, 2 shared with the ranked 9)" in last["note"]
@@ -71,7 +71,7 @@ def test_other_tile_subsets_and_k_lists_are_separate(metrics: Path) -> None:
     board = plismbench.leaderboard(metrics)
     good = board.filter(pl.col("model") == "good").row(0, named=True)
     assert board["model"][0] == "bad"
-    assert good["status"] == "separate" and good["rank"] > 1
+    assert good["status"] == "separate" and good["rank"] is None
     assert "another tile subset" in good["note"] and "top-k [10]" in good["note"]
     md = (metrics / "20_tiles" / "leaderboard.md").read_text()
     assert "separate: another tile subset" in md

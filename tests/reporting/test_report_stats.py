@@ -33,7 +33,7 @@ def test_exports_and_bundles(report_html: Path, metrics_dir: Path) -> None:
         score = bundle["leaderboard"]["leaderboard_metric"]
         if model != "partial":  # 2 x 2 slides: every pair type, a score with an interval
             assert score["ci_low"] <= score["value"] <= score["ci_high"]
-        assert {"median_ci_low", "iqr_ci_high"} <= set(bundle["results"][0])
+        assert {"median_ci_low", "median_ci_high"} <= set(bundle["results"][0])
     good = json.loads((metrics_dir / "24_tiles" / "good" / "results.json").read_text())
     assert good["weights_sha256"] == "ab" * 32 and good["dataset"]["source"]["path"]
 

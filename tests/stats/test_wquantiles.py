@@ -22,7 +22,7 @@ from synthetic import pairs_frame, synthetic_metrics
 from plismbench.metrics.aggregate import metric_names, pair_type_order
 from plismbench.stats import Bootstrap, design_from_metrics, results_ci, weighted_quantiles
 from plismbench.stats.bootstrap import _jackknife_var, percentile_ci
-from plismbench.stats.bounds import metric_bounds, spread_bounds
+from plismbench.stats.bounds import metric_bounds
 from plismbench.stats.wquantiles import accumulator
 
 QS = [0.0, 0.025, 0.25, 0.5, 0.75, 0.975, 1.0]
@@ -56,8 +56,10 @@ def reference_ci(
     """Bootstrap.ci as first written, with scipy.stats quantiles, then kept in ``bounds``."""
     from scipy import stats
 
+    if not np.isfinite(estimate):
+        return np.nan, np.nan
     lo, hi = percentile_ci(boot.boot(reps), level)
-    if not (np.isfinite(estimate) and np.isfinite(lo)):
+    if not np.isfinite(lo):
         return lo, hi
     s, c = boot.n_jack
     var_s = _jackknife_var(reps[boot.n_boot : boot.n_boot + s])
@@ -67,9 +69,10 @@ def reference_ci(
         denom = (var_s**2 / (s - 1) if s > 1 else 0.0) + (var_c**2 / (c - 1) if c > 1 else 0.0)
         df = var**2 / denom if denom > 0 else 1.0
         alpha = (1.0 - level) / 2.0
-        t_q, z_q = stats.t.ppf(1 - alpha, df), stats.norm.ppf(1 - alpha)
-        f = max(1.0, float(t_q * np.sqrt(var) / (z_q * sd)))
-    lo, hi = estimate + f * (lo - estimate), estimate + f * (hi - estimate)
+        r = float(stats.t.ppf(1 - alpha, df) / stats.norm.ppf(1 - alpha))
+        f = max(1.0, r * float(np.sqrt(var)) / sd, r)  # t_df x jackknife SE, at least t/z
+    lo = min(estimate, estimate + f * (lo - estimate))  # always reaches the estimate
+    hi = max(estimate, estimate + f * (hi - estimate))
     return max(lo, bounds[0]), min(hi, bounds[1])
 
 
@@ -84,14 +87,12 @@ def reference_results_ci(metrics: pl.DataFrame, names: list[str], **kw: object) 
             values = metrics[name].to_numpy().astype(np.float64)
             mask = boot.design.mask(ptype) & np.isfinite(values)
             sub = values[mask]
-            q1, med, q3 = np.quantile(sub, [0.25, 0.5, 0.75]) if sub.size else (np.nan,) * 3
-            reps = reference_weighted_quantiles(sub, w[:, mask], [0.25, 0.5, 0.75])
-            m_lo, m_hi = reference_ci(boot, float(med), reps[:, 1], level, metric_bounds(name))
-            i_lo, i_hi = reference_ci(boot, float(q3 - q1), reps[:, 2] - reps[:, 0], level,
-                                      spread_bounds(name))  # fmt: skip
-            rows.append({"pair_type": ptype, "metric": name, "median": float(med),
-                         "median_ci_low": m_lo, "median_ci_high": m_hi, "iqr": float(q3 - q1),
-                         "iqr_ci_low": i_lo, "iqr_ci_high": i_hi})  # fmt: skip
+            defined = mask.sum() == boot.design.mask(ptype).sum() and sub.size
+            med = float(np.median(sub)) if defined else np.nan  # a NaN or inf: undefined
+            reps = reference_weighted_quantiles(sub, w[:, mask], [0.5])
+            m_lo, m_hi = reference_ci(boot, med, reps[:, 0], level, metric_bounds(name))
+            rows.append({"pair_type": ptype, "metric": name, "median": med,
+                         "median_ci_low": m_lo, "median_ci_high": m_hi})  # fmt: skip
     return pl.DataFrame(rows)
 
 
