@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from plismbench.data.datasets import dataset_of_units, get_dataset
-from plismbench.metrics.aggregate import LEADERBOARD_COMPONENTS
+from plismbench.metrics.catalogue import COMPONENTS, LEADERBOARD_COMPONENTS, dataset_components
 from plismbench.pipeline import run
 
 
@@ -21,6 +21,9 @@ def test_score_components_per_dataset() -> None:
     assert dataset_of_units(["SCORPION_AT2", "SCORPION_P1000"]).name == "scorpion"
     assert dataset_of_units(["GIV_AT2_to_GMH_S60.tif"]).name == "plism"
     assert dataset_of_units(["someone_else"]).name == "plism"
+    assert dataset_components(["GIV_AT2_to_GMH_S60.tif"]) == COMPONENTS
+    labels = [c.label for c in dataset_components(["SCORPION_AT2"])]
+    assert labels == ["cosine_similarity_all", "top_10_cross_scanner"]
 
 
 def test_run_scorpion_synthetic(tmp_path: Path) -> None:
