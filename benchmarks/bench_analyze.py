@@ -9,6 +9,10 @@ Baselines:
 * ``gemm``: one N x N x d float32 GEMM of the sampled tiles (N = 91 x sample), in row
   blocks of 4,096 so the N x N result never sits in memory (the same flops).
 
+``--end-to-end`` instead runs ``plismbench.analyze`` itself on the store, in a child
+process, and reports its wall time and peak RSS (``getrusage(RUSAGE_CHILDREN)``) beside
+the memory model of docs/benchmarks.md.
+
 Reported: the streamed decomposition (read included) over ``read``; the finish (closed
 forms and the sample's spectrum); the probes; FAISS exact kNN over ``gemm``; croma's RI;
 peak RSS.
@@ -59,7 +63,11 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--end-to-end", action="store_true", help="run plismbench.analyze")
     args = ap.parse_args()
+    if args.end_to_end:
+        end_to_end(args.tiles, args.dim, args.sample)
+        return
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"91 slides x {args.tiles} tiles x d={args.dim}, sample {args.sample}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +133,43 @@ def main() -> None:
         print(f"croma RI (staining + scanner, {ri_slide.size} tiles): "
               f"{time.perf_counter() - t:.2f} s")  # fmt: skip
         print(f"peak RSS: {peak_rss_gb():.2f} GB")
+
+
+def model_gb(tiles: int, dim: int, sample: int, slides: int = 91, threads: int = 4) -> float:
+    """The memory model of docs/benchmarks.md (GB, 1e9 bytes), imports excluded.
+
+    The stages run one after the other, so the peak is the sample plus the largest stage.
+    """
+    n = slides * sample
+    ri_rows = slides * min(sample, RI_MAX_LOCATIONS)
+    kept = n * dim * 4  # the (slides, sample, d) float32 sample, held to the end
+    stream = 21 * tiles * dim * 8 + threads * tiles * dim * 4  # the sums, files in flight
+    probe = n * dim * 8 * 2  # StandardScaler's float64 copy and its transform
+    knn = 2 * n * dim * 4  # the offset-corrected copy and FAISS's copy
+    # croma's RI: scikit-learn's chunked pairwise distances (1 GiB working memory) and
+    # their sort; 1.8 x the pair matrix, measured at 9,100 rows (1.2 GB).
+    croma = 1.8 * min(ri_rows**2 * 8, 1024**3)
+    return (kept + max(stream, probe, knn, croma)) / 1e9
+
+
+def end_to_end(tiles: int, dim: int, sample: int) -> None:
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_store(root, tiles, dim)
+        code = (
+            "import plismbench.analysis as a; "
+            f"a.analyze(['bench'], {str(root)!r}, {str(root / 'out')!r}, sample_tiles={sample}, "
+            "device='cpu')"
+        )
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        wall = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
+        print(f"analyze 91 x {tiles} x {dim}, sample {sample}: {wall:.0f} s wall, "
+              f"peak RSS {peak:.2f} GB; model {model_gb(tiles, dim, sample):.2f} GB "
+              "+ imports (0.28 GB)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from plismbench.distillation.build import autocast, build
-from plismbench.distillation.config import config_from
+from plismbench.distillation.config import PROTOTYPES, config_from
 from plismbench.distillation.step import flatten_patches, train_step
 
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--loss", default="dino-ibot")
-    paper = "ViT-g/14 teacher, ViT-B/14 student, 224 px, bf16, K=131072, batch 64"
+    paper = f"ViT-g/14 teacher, ViT-B/14 student, 224 px, bf16, K={PROTOTYPES}, batch 64"
     parser.add_argument("--gpu-paper", action="store_true", help=paper)
     parser.add_argument("--smoke", action="store_true", help="depth-1 models, 28 px, 1 step")
     parser.add_argument("--memory", action="store_true", help="only the iBOT memory report")
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             raise SystemExit("--gpu-paper needs a CUDA GPU (none here); see docs/benchmarks.md "
                              "for the FLOP estimate")  # fmt: skip
         args.teacher, args.student = "timm:vit_giant_patch14_reg4_dinov2", "vit-base"
-        args.image_size, args.prototypes, args.batch_size = 224, 131072, 64
+        args.image_size, args.prototypes, args.batch_size = 224, PROTOTYPES, 64
         args.precision = "bf16"
     if args.smoke:
         args.image_size, args.prototypes, args.batch_size, args.steps = 28, 64, 2, 1

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import torch
 
 from plismbench.data.catalogue import N_TILES, plism_slide_ids
 from plismbench.data.datasets import DatasetSpec
 from plismbench.data.sources import open_source
 from plismbench.errors import InputError
-from plismbench.extractors.spec import IMAGENET_MEAN, IMAGENET_STD, ExtractorSpec
+from plismbench.extractors.baselines import RANDOM_VIT
+from plismbench.extractors.spec import ExtractorSpec
 from plismbench.store.features import FEATURES_FILE, META_FILE
 from plismbench.utils.io import write_json
 
@@ -34,40 +34,6 @@ DEMO_TILES = 48
 DEMO_SEED = 0
 #: What a person types to run the real benchmark.
 REAL_COMMAND = "HF_TOKEN=... uv run plismbench run --model h0-mini --device cuda"
-
-
-def _random_vit_loader(
-    spec: ExtractorSpec, *, pretrained: bool, **overrides: Any
-) -> torch.nn.Module:
-    """ViT-Tiny/16 at 112 px with random weights from a fixed seed (same features every run)."""
-    import timm
-
-    from plismbench.extractors.loaders import TimmBackbone
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = timm.create_model(
-            "vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=112, **overrides
-        )
-    return TimmBackbone(model, tokens=True)
-
-
-#: Random weights, clearly labelled: shows what an untrained network scores.
-RANDOM_VIT = ExtractorSpec(
-    name="vit-tiny-random",
-    loader=_random_vit_loader,
-    embed_dim=192,
-    pooling="cls",
-    num_prefix_tokens=1,
-    input_size=112,
-    resize=112,
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-    dtype="fp32",
-    params_m=5.5,
-    licence="n/a (random weights, seed 0)",
-    description="Demo: timm ViT-Tiny/16 at 112 px with RANDOM weights (seed 0), not trained.",
-)
 
 
 @dataclass
@@ -142,8 +108,11 @@ def run(
     expected = dataset_spec.unit_ids() if source in ("synthetic", "hub", "streaming") else None
     if dataset_spec.name != "plism" and source == "synthetic":
         expected = None  # the SCORPION demo holds fewer samples than the real one
+    made_from = _expected_source(str(source), out)
     todo = [
-        s for s in specs if not _features_complete(features_dir / s.folder, expected, s, device)
+        s
+        for s in specs
+        if not _features_complete(features_dir / s.folder, expected, s, device, made_from)
     ]
     preflight(todo, str(source), out, device)
 
@@ -229,19 +198,24 @@ def run(
 def preflight(specs: Sequence[ExtractorSpec], source: str, out: Path, device: str) -> None:
     """Checks that take seconds, before stages that take hours: one line each.
 
-    The device exists, the output folder is writable, every model still to extract is cached
-    or served by the Hub to this token (gated terms accepted), and a Hub source is reachable
-    (free disk for the download is checked by ``download`` before its first byte).
+    The device exists, the output folder is writable, every model still to extract has its
+    optional packages (``spec.requires``) and is cached or served by the Hub to this token
+    (gated terms accepted) or by its release URL, and a Hub source is reachable (free disk
+    for the download is checked by ``download`` before its first byte).
     """
     from plismbench.data.hub import require_online
-    from plismbench.extractors.access import check_model_access
+    from plismbench.extractors.access import check_model_access, check_url_weights
+    from plismbench.extractors.loaders import require
     from plismbench.utils.device import resolve_device
     from plismbench.utils.paths import check_free_space, check_writable_dir
 
     resolve_device(device)
     check_writable_dir(out, "--out-dir")
+    for spec in specs:  # local checks first, then the network
+        require(spec)
     for spec in specs:
         check_model_access(spec.name, spec.hub_id, spec.gated)
+        check_url_weights(spec)
     if specs and source in ("hub", "streaming"):
         marker = out / "data" / "plism"
         if source == "streaming" or not _h5_complete(marker):
@@ -257,6 +231,7 @@ def _h5_complete(folder: Path) -> bool:
 
 
 def _register_demo_models() -> None:
+    """The demo's models are registry entries (kept for callers of the old name)."""
     from plismbench.extractors.registry import list_extractors, register_extractor
 
     if RANDOM_VIT.name not in {s.name for s in list_extractors()}:
@@ -274,14 +249,26 @@ def _student_done(student: Path, features_dir: Path, expected: list[str] | None,
     return _features_complete(features_dir / spec.folder, expected, spec, device)
 
 
-def _features_complete(
-    model_dir: Path, expected: list[str] | None, spec: Any, device: str
-) -> bool:
-    """Every expected slide is finished by this model at this run's precision.
+def _expected_source(source: str, out: Path) -> dict[str, str] | None:
+    """What ``meta.json`` records as the source of this run's tiles (``describe()``'s keys)."""
+    if source in ("synthetic", "hub"):
+        folder = out / "data" / ("synthetic" if source == "synthetic" else "plism")
+        return {"type": "h5", "download_dir": str(folder.resolve())}
+    if source == "streaming":
+        return {"type": "hub-streaming"}
+    return None
 
-    A slide without ``meta.json``, or whose ``meta.json`` names another model or
-    precision, is not complete: extraction then decides (and refuses a mismatch in one
-    line) instead of the run evaluating someone else's features.
+
+def _features_complete(
+    model_dir: Path, expected: list[str] | None, spec: Any, device: str,
+    made_from: dict[str, str] | None = None,
+) -> bool:  # fmt: skip
+    """Every expected slide is finished by this model at this run's precision, from its source.
+
+    A slide without ``meta.json``, or whose ``meta.json`` names another model, precision or
+    source (a demo's synthetic tiles carry the real PLISM slide ids), is not complete:
+    extraction then decides (and refuses a mismatch in one line) instead of the run
+    evaluating someone else's features.
     """
     if expected is None:
         return False
@@ -300,6 +287,11 @@ def _features_complete(
         if not isinstance(meta, dict):
             return False
         if meta.get("model") != spec.name or meta.get("precision") != precision:
+            return False
+        recorded = meta.get("source")
+        if made_from is not None and not (
+            isinstance(recorded, dict) and all(recorded.get(k) == v for k, v in made_from.items())
+        ):
             return False
     return True
 

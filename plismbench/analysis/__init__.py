@@ -1,5 +1,4 @@
-"""``plismbench analyze``: why is a model robust? (variance, probes, neighbours, geometry).
-"""
+"""``plismbench analyze``: why is a model robust? (variance, probes, neighbours, geometry)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 Outputs, under ``<out-dir>/<model>/`` (one ``layer`` column: ``final`` or the layer):
 ``variance.csv``, ``variance_subsets.csv``, ``geometry.csv``, ``probes.csv``,
-``neighbours.csv``, ``robustness.csv``, with ``--reference-model`` also ``cka.csv`` and
-``angles.csv``, and ``analysis.json`` (settings, content key, timings). Each table is also
-gathered over every analysed model in ``<out-dir>/<table>.csv``.
+``neighbours.csv``, ``robustness.csv``, ``offset.csv``, with ``--reference-model`` also
+``cka.csv`` and ``angles.csv``, and ``analysis.json`` (settings, content key, timings).
+Each table is also gathered over every analysed model in ``<out-dir>/<table>.csv``.
 
 Every input is checked before anything is computed, everything is computed before
 anything is written, and each model's folder is swapped in whole: a bad input leaves no
@@ -43,11 +43,11 @@ from plismbench.utils.hashing import file_digest
 from plismbench.utils.io import atomic_path, write_json
 
 #: Bump when the meaning of an output changes (invalidates reuse).
-FORMAT = 1
+FORMAT = 2
 INFO_FILE = "analysis.json"
 TABLES: tuple[str, ...] = (
     "variance", "variance_subsets", "geometry", "probes", "neighbours", "robustness", "cka",
-    "angles",
+    "angles", "offset",
 )  # fmt: skip
 #: Default number of sampled tile locations for probes, neighbours, RI and CKA.
 DEFAULT_SAMPLE_TILES = 460
@@ -88,7 +88,7 @@ def analyze(
     k: int = 10,
     layers: str | None = None,
     folds: int = 5,
-    probe_max_iter: int = 200,
+    probe_max_iter: int = 1000,
     robustness_index: bool = True,
     device: str = "auto",
     threads: int = 4,
@@ -107,6 +107,12 @@ def analyze(
         raise InputError(f"--k {k}: must be at least 1")
     if sample_tiles is not None and sample_tiles < 2:
         raise InputError(f"--sample-tiles {sample_tiles}: must be at least 2")
+    if folds < 2:
+        raise InputError(f"--folds {folds}: the probes need at least 2 folds")
+    if probe_max_iter < 1:
+        raise InputError(f"probe_max_iter {probe_max_iter}: must be at least 1")
+    if reference_model is not None and sample_tiles is not None and sample_tiles < 4:
+        raise InputError(f"--sample-tiles {sample_tiles}: debiased CKA needs at least 4")
     settings = Settings(
         k=k, folds=folds, probe_max_iter=probe_max_iter, robustness_index=robustness_index,
         use_gpu=_use_gpu(device), threads=threads,
@@ -141,10 +147,19 @@ def analyze(
         keys = {m: (v if m == reference_model else _hash([v, ref_key])) for m, v in keys.items()}
     reused = [m for m in names if not overwrite and _stored_key(out / m) == keys[m]]
     todo = [m for m in names if m not in reused]
+    for m in todo:  # every value of every model is checked before anything is computed
+        _check_values(plans[m], settings.threads)
 
     results: dict[str, dict[str, ViewResult]] = {}
     for m in todo:
         results[m] = _analyse_model(plans[m], settings, say)
+        for layer, view in results[m].items():
+            for r in view.tables.get("probes", []):
+                if not r["converged"]:
+                    say(
+                        f"analyze: warning: {m} ({layer}) {r['target']} probe did not converge "
+                        f"in {r['max_iter']} iterations; its accuracy may be low"
+                    )
     comparisons: dict[str, dict[str, list[dict[str, Any]]]] = {}
     if reference_model is not None:
         for m in todo:
@@ -214,16 +229,47 @@ def _plan(
         raise InputError(
             f"--k {k}: too large for {pos.size} sampled tiles x {design.n_slides} slides"
         )
+    if store.dim < 2:
+        raise InputError(
+            f"{store.slides[0].path}: features have {store.dim} dimension(s); "
+            "analyze needs at least 2 (L2-normalised 1-d features are all +-1)"
+        )
+    if pos.size < 2:
+        raise InputError(f"{store.root}: analyze needs at least 2 sampled tiles per slide")
     chosen = parse_layers(layers, store)
     coords = store.coords()
     for layer in chosen:
         lstore = layer_store(store, layer)
+        if lstore.dim < 2:
+            raise InputError(
+                f"{lstore.slides[0].path}: layer {layer} has {lstore.dim} dimension(s); "
+                "analyze needs at least 2"
+            )
         if not np.array_equal(lstore.coords(), coords):
             raise InputError(
                 f"{lstore.slides[0].path}: coordinates differ from the final features "
                 f"{store.slides[0].path}"
             )
     return Plan(model, store, design, rows, text, pos, chosen)
+
+
+def _check_values(plan: Plan, threads: int) -> None:
+    """Read every file once: finite values (the reader checks them), not all rows equal."""
+    for layer in ["final", *plan.layers]:
+        store = plan.store if layer == "final" else layer_store(plan.store, layer)
+        first: np.ndarray | None = None
+        varies = False
+        for x in store.iter_normalised(plan.rows, threads):
+            if first is None:
+                first = x[0].copy()
+            if not varies and float(np.abs(x - first).max()) > 1e-6:
+                varies = True
+        if not varies:
+            raise InputError(
+                f"{plan.store.root}: every tile of every slide has the same features "
+                f"({'final' if layer == 'final' else 'layer ' + layer}); there is no variance "
+                "to decompose"
+            )
 
 
 def _open_store(features_dir: str | os.PathLike[str], model: str) -> FeatureStore:
@@ -289,7 +335,10 @@ def _analyse_model(
     for layer in ["final", *plan.layers]:
         store = plan.store if layer == "final" else layer_store(plan.store, layer)
         say(f"analyze: {plan.model} ({'final features' if layer == 'final' else 'layer ' + layer})")
-        out[layer] = analyse_view(store, plan.design, plan.rows, plan.pos, settings)
+        view = analyse_view(store, plan.design, plan.rows, plan.pos, settings)
+        if layer != "final":  # only the final sample is compared; a layer's is released
+            view.sample = np.empty((0, 0, 0), np.float32)
+        out[layer] = view
     return out
 
 

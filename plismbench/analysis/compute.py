@@ -25,7 +25,7 @@ class Settings:
 
     k: int = 10
     folds: int = 5
-    probe_max_iter: int = 200
+    probe_max_iter: int = 1000
     robustness_index: bool = True
     use_gpu: bool | None = None
     threads: int = 4
@@ -68,17 +68,31 @@ def analyse_view(
     spectrum.add(sample.reshape(-1, store.dim))
     ss = variance.decompose(moments)
     frac = variance.fractions(ss)
+    n_loc, n_st, n_sc = len(rows), design.n_stainings, design.n_scanners
+    chance = variance.chance_fractions(n_loc, n_st, n_sc)
+    adjusted = variance.adjusted_fractions(ss, n_loc, n_st, n_sc)
     tables: dict[str, list[Row]] = {
         "variance": [
             {
                 "component": c,
                 "ss": ss[c],
                 "fraction": frac[c],
+                "chance": chance[c],
+                "adjusted": adjusted[c],
                 "main": c in variance.MAIN_COMPONENTS,
             }
             for c in (*variance.MAIN_COMPONENTS, *variance.DETAIL_COMPONENTS)
         ]
-        + [{"component": "total", "ss": ss["total"], "fraction": 1.0, "main": False}],
+        + [
+            {
+                "component": "total",
+                "ss": ss["total"],
+                "fraction": 1.0,
+                "chance": 1.0,
+                "adjusted": float("nan"),
+                "main": False,
+            }
+        ],
         "variance_subsets": variance.decompose_subsets(moments),
         "geometry": [
             {"metric": m, "value": v} for m, v in geometry.geometry(moments, spectrum).items()
@@ -86,7 +100,12 @@ def analyse_view(
     }
     del moments, spectrum
     timings["decompose"] = time.perf_counter() - t
-    tables.update(sample_tables(sample, design, settings, timings))
+    sampled = sample_tables(sample, design, settings, timings)
+    tables.update(sampled)
+    tables["offset"] = [
+        {"quantity": q, "value": v, "chance": 1.0 / n_loc}
+        for q, v in variance.offset_shares(ss).items()
+    ] + sampled["offset"]
     return ViewResult(tables, sample, timings)
 
 
@@ -112,14 +131,41 @@ def sample_tables(
 
     t = time.perf_counter()
     k = settings.k
-    idx = neighbours.knn(x, k, use_gpu=settings.use_gpu)
-    summary = neighbours.summarise(idx, labels)
+    r = n_slides - 1
+    # One search serves both: the k-NN composition and the R-NN retrieval of the matches.
+    idx = neighbours.knn(x, max(k, r), use_gpu=settings.use_gpu)
+    summary = neighbours.summarise(idx[:, :k], labels)
+    summary.update(neighbours.retrieval(idx[:, :r], labels))
     chance = neighbours.chance_shares(n_loc, design.n_stainings, design.n_scanners)
     chance["global_top_k"] = neighbours.chance_global_top_k(n_loc, n_slides, k)
+    chance["map_at_r"] = neighbours.chance_map_at_r(n_loc, n_slides)
+    chance["r_precision"] = chance["top_1"] = r / (n_loc * n_slides - 1)
     neighbour_rows = [
-        {"k": k, "quantity": q, "value": summary[q], "chance": chance[q]}
-        for q in (*neighbours.CLASSES, "global_top_k")
-    ]
+        {"k": k if q in (*neighbours.CLASSES, "global_top_k") else (1 if q == "top_1" else r),
+         "quantity": q, "value": summary[q], "chance": chance[q]}
+        for q in (*neighbours.RETRIEVAL, *neighbours.CLASSES, "global_top_k")
+    ]  # fmt: skip
+    del idx
+    # The same retrieval once each slide's mean is subtracted (a per-slide offset removed).
+    centred = sample - sample.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    centred /= np.maximum(norms, np.float32(1e-12))
+    idx = neighbours.knn(centred.reshape(-1, dim), r, use_gpu=settings.use_gpu)
+    corrected = neighbours.retrieval(idx, labels)
+    del idx
+    offset_rows: list[Row] = []
+    for q in neighbours.RETRIEVAL:
+        offset_rows += [
+            {"quantity": q, "value": summary[q], "chance": chance[q]},
+            {"quantity": f"{q}_offset_corrected", "value": corrected[q], "chance": chance[q]},
+        ]
+    offset_rows += [
+        {"quantity": "matched_cosine", "value": neighbours.matched_cosine(sample),
+         "chance": float("nan")},
+        {"quantity": "matched_cosine_offset_corrected",
+         "value": neighbours.matched_cosine(centred), "chance": float("nan")},
+    ]  # fmt: skip
+    del centred
     timings["neighbours"] = time.perf_counter() - t
 
     robustness_rows: list[Row] = []
@@ -140,30 +186,56 @@ def sample_tables(
             for key, v in ri.items()
         ]
         timings["robustness_index"] = time.perf_counter() - t
-    return {"probes": probe_rows, "neighbours": neighbour_rows, "robustness": robustness_rows}
+    return {
+        "probes": probe_rows,
+        "neighbours": neighbour_rows,
+        "robustness": robustness_rows,
+        "offset": offset_rows,
+    }
 
 
 def compare(a: np.ndarray, b: np.ndarray, design: Design) -> dict[str, list[Row]]:
-    """CKA (overall, per staining, per scanner, per slide) and principal angles of a vs b."""
+    """CKA with its null (all, per staining, per scanner, per slide) and principal angles.
+
+    ``a`` and ``b`` are (slides, locations, d) samples of the same tiles. The samples of
+    every CKA scope are the distinct locations (see :mod:`plismbench.analysis.cka`).
+    """
     n_slides, n_loc, _ = a.shape
+    groups = {
+        "staining": (design.staining_of, design.stainings),
+        "scanner": (design.scanner_of, design.scanners),
+    }
+    sums: dict[tuple[str, int], list[np.ndarray]] = {}
+    rows: list[Row] = []
+    for i, sid in enumerate(design.slide_ids):
+        ka, kb = cka_mod.gram(a[i]), cka_mod.gram(b[i])
+        rows.append({"scope": "slide", "group": sid, **cka_mod.cka_with_null(ka, kb)})
+        keys = [("all", 0)] + [(scope, int(of[i])) for scope, (of, _) in groups.items()]
+        for key in keys:
+            if key in sums:
+                sums[key][0] += ka
+                sums[key][1] += kb
+            else:
+                sums[key] = [ka.copy(), kb.copy()]
+    head: list[Row] = [{"scope": "all", "group": "all", **cka_mod.cka_with_null(*sums["all", 0])}]
+    for scope, (_, names) in groups.items():
+        head += [
+            {"scope": scope, "group": name, **cka_mod.cka_with_null(*sums[scope, j])}
+            for j, name in enumerate(names)
+        ]
     xa, xb = a.reshape(n_slides * n_loc, -1), b.reshape(n_slides * n_loc, -1)
     slide = np.repeat(np.arange(n_slides), n_loc)
-    rows: list[Row] = [{"scope": "all", "group": "all", "cka": cka_mod.linear_cka(xa, xb)}]
-    for scope, of, names in (
-        ("staining", design.staining_of, design.stainings),
-        ("scanner", design.scanner_of, design.scanners),
-    ):
-        for i, name in enumerate(names):
-            mask = of[slide] == i
-            rows.append(
-                {"scope": scope, "group": name, "cka": cka_mod.linear_cka(xa[mask], xb[mask])}
-            )
-    for i, sid in enumerate(design.slide_ids):
-        rows.append({"scope": "slide", "group": sid, "cka": cka_mod.linear_cka(a[i], b[i])})
     angles: list[Row] = []
-    for nuisance, of in (("staining", design.staining_of), ("scanner", design.scanner_of)):
-        values = cka_mod.principal_angles(xa, xb, of[slide])
+    for nuisance, (of, _) in groups.items():
+        labels = of[slide]
+        values = cka_mod.principal_angles(xa, xb, labels)
+        rand, shuf = cka_mod.angle_nulls(xa, xb, labels)
         angles += [
-            {"nuisance": nuisance, "index": j, "angle_deg": float(v)} for j, v in enumerate(values)
-        ]
-    return {"cka": rows, "angles": angles}
+            {
+                "nuisance": nuisance, "index": j, "angle_deg": float(v),
+                "null_random_deg": float(rand[j]) if j < rand.size else float("nan"),
+                "null_shuffled_deg": float(shuf[j]) if j < shuf.size else float("nan"),
+            }
+            for j, v in enumerate(values)
+        ]  # fmt: skip
+    return {"cka": head + rows, "angles": angles}

@@ -70,7 +70,7 @@ def neighbours_figure(neighbours: pl.DataFrame) -> Figure | None:
         ch = dict(zip(part["quantity"], part["chance"], strict=True))
         chance = [float(ch[c]) for c in CLASSES]
     rows.append(("(chance)", chance))
-    k = int(nb["k"][0])
+    k = int(nb.filter(pl.col("quantity") == CLASSES[0])["k"][0])
     return _stacked(rows, CLASSES, _CLASS_COLOURS, f"What the {k} nearest neighbours of a tile are",
                     "share of neighbours")  # fmt: skip
 
@@ -106,7 +106,8 @@ def probes_figure(probes: pl.DataFrame) -> Figure | None:
 def layers_figure(
     variance: pl.DataFrame, probes: pl.DataFrame, neighbours: pl.DataFrame
 ) -> Figure | None:
-    """Per-layer curves (when some model has layers): location share, probes, global top-k."""
+    """Per-layer curves (when some model has layers): location share, staining probe, and the
+    cross-condition retrieval MAP@R of the registered matches."""
     layered = [
         m for m in variance["model"].unique(maintain_order=True)
         if variance.filter(pl.col("model") == m)["layer"].n_unique() > 1
@@ -118,7 +119,11 @@ def layers_figure(
     panels = (
         (variance.filter(pl.col("component") == "location"), "fraction", "location share"),
         (probes.filter(pl.col("target") == "staining"), "accuracy", "staining probe accuracy"),
-        (neighbours.filter(pl.col("quantity") == "global_top_k"), "value", "global top-k"),
+        (
+            neighbours.filter(pl.col("quantity") == "map_at_r"),
+            "value",
+            "retrieval MAP@R of the matches",
+        ),
     )
     for ax, (frame, column, title) in zip(axes, panels, strict=True):
         for m in layered:

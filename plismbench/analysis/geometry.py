@@ -24,22 +24,34 @@ from plismbench.analysis.variance import Moments, _sq
 
 
 class Spectrum:
-    """Streaming ``sum x`` and ``sum x x^T`` (float64) of a feature matrix."""
+    """Streaming sum and scatter matrix, in float64 around a shift (near-centred).
 
-    def __init__(self, dim: int) -> None:
+    The first batch's mean is the shift: every later row is accumulated as
+    ``x - shift`` in float64, so the scatter is formed on (nearly) centred values and an
+    anisotropic cloud (mean cosine near 1) keeps its small eigenvalues. Rows go through
+    in blocks of ``block`` (the float64 copy of one block bounds the extra memory).
+    """
+
+    def __init__(self, dim: int, block: int = 4096) -> None:
         self.n = 0
+        self.block = block
+        self.shift: np.ndarray | None = None
         self.sum = np.zeros(dim, np.float64)
         self.scatter = np.zeros((dim, dim), np.float64)
 
     def add(self, x: np.ndarray) -> None:
-        x32 = np.asarray(x, dtype=np.float32)
-        self.n += x32.shape[0]
-        self.sum += x32.sum(axis=0, dtype=np.float64)
-        self.scatter += (x32.T @ x32).astype(np.float64)
+        x = np.asarray(x)
+        if self.shift is None:
+            self.shift = x.mean(axis=0, dtype=np.float64)
+        for start in range(0, x.shape[0], self.block):
+            xb = np.asarray(x[start : start + self.block], dtype=np.float64) - self.shift
+            self.n += xb.shape[0]
+            self.sum += xb.sum(axis=0)
+            self.scatter += xb.T @ xb
 
     def eigenvalues(self) -> np.ndarray:
         """Covariance eigenvalues (descending, clipped at 0)."""
-        mean = self.sum / max(self.n, 1)
+        mean = self.sum / max(self.n, 1)  # of the shifted rows
         cov = (self.scatter - self.n * np.outer(mean, mean)) / max(self.n - 1, 1)
         return np.clip(np.linalg.eigvalsh((cov + cov.T) / 2)[::-1], 0.0, None)
 

@@ -13,6 +13,19 @@ squared norms of those sums, summed over dimensions, with no per-dimension loop.
   three-way location:staining:scanner term, which is the residual of a design without
   replicates). The three parts are reported too.
 
+**Chance.** For features with no structure at all (independent isotropic noise), each
+component's expected sum of squares is proportional to its degrees of freedom, so its
+noise-floor fraction is ``df / (N - 1)``: ``location`` (L-1)/(LSC-1), about 1/(S C),
+0.011 on PLISM's 13 x 7 (``chance`` column). ``adjusted`` is an omega^2-style fraction
+``(SS - df MS_r) / (SS_total + MS_r)``, with ``MS_r`` the mean square of the three-way
+term (the residual of a design without replicates): near 0 for a component at its noise
+floor; the three-way term itself is 0 by construction.
+
+**Offset share.** How much of a nuisance is a constant per-condition offset:
+``staining / (staining + location:staining)``, the same for scanners, and for the slide
+``(staining + scanner + staining:scanner) / (total - location)``. 1 when shifting every
+slide by a vector removes the nuisance; noise gives 1/L.
+
 Subsets: *cross-scanner* decomposes each staining's ``L x C`` slides into location,
 scanner and location:scanner (residual); *cross-staining* each scanner's ``L x S`` slides
 into location, staining and location:staining. Pooled rows sum each term over the groups.
@@ -137,13 +150,17 @@ def decompose_subsets(m: Moments) -> list[dict[str, object]]:
             ss[f"location:{varying}"] = ss["total"] - ss["location"] - ss[varying]
             for k, v in ss.items():
                 pooled[k] += v
-            rows += _rows(subset, name, ss)
-        rows += _rows(subset, "pooled", pooled)
+            rows += _rows(subset, name, ss, n, n_vary)
+        rows += _rows(subset, "pooled", pooled, n, n_vary)
     return rows
 
 
-def _rows(subset: str, group: str, ss: dict[str, float]) -> list[dict[str, object]]:
+def _rows(
+    subset: str, group: str, ss: dict[str, float], n_loc: int, n_vary: int
+) -> list[dict[str, object]]:
     total = ss["total"]
+    df_total = n_loc * n_vary - 1
+    df = {"location": n_loc - 1, "interaction": (n_loc - 1) * (n_vary - 1), "varying": n_vary - 1}
     return [
         {
             "subset": subset,
@@ -151,10 +168,58 @@ def _rows(subset: str, group: str, ss: dict[str, float]) -> list[dict[str, objec
             "component": k,
             "ss": max(v, 0.0),
             "fraction": max(v, 0.0) / total if total > 0 else float("nan"),
+            "chance": df[
+                "location" if k == "location" else "interaction" if ":" in k else "varying"
+            ]
+            / df_total,
         }
         for k, v in ss.items()
         if k != "total"
     ]
+
+
+def degrees_of_freedom(n_loc: int, n_st: int, n_sc: int) -> dict[str, int]:
+    """Degrees of freedom of every component and ``total``."""
+    lo, st, sc = n_loc - 1, n_st - 1, n_sc - 1
+    df = {
+        "location": lo, "staining": st, "scanner": sc, "staining:scanner": st * sc,
+        "location:staining": lo * st, "location:scanner": lo * sc,
+        "location:staining:scanner": lo * st * sc,
+    }  # fmt: skip
+    df["location:condition"] = lo * st + lo * sc + lo * st * sc
+    df["total"] = n_loc * n_st * n_sc - 1
+    return df
+
+
+def chance_fractions(n_loc: int, n_st: int, n_sc: int) -> dict[str, float]:
+    """Each component's expected fraction for structureless noise: ``df / df_total``."""
+    df = degrees_of_freedom(n_loc, n_st, n_sc)
+    return {k: v / df["total"] for k, v in df.items() if k != "total"}
+
+
+def adjusted_fractions(ss: dict[str, float], n_loc: int, n_st: int, n_sc: int) -> dict[str, float]:
+    """omega^2-style fractions ``(SS - df MS_r) / (SS_total + MS_r)`` (NaN if undefined)."""
+    df = degrees_of_freedom(n_loc, n_st, n_sc)
+    resid = "location:staining:scanner"
+    ms_r = ss[resid] / df[resid] if df[resid] > 0 else float("nan")
+    den = ss["total"] + ms_r
+    return {
+        k: (ss[k] - df[k] * ms_r) / den if den > 0 else float("nan") for k in df if k != "total"
+    }
+
+
+def offset_shares(ss: dict[str, float]) -> dict[str, float]:
+    """Share of each nuisance that is a constant per-condition offset (NaN if none)."""
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 else float("nan")
+
+    between = ss["staining"] + ss["scanner"] + ss["staining:scanner"]
+    return {
+        "offset_share_staining": ratio(ss["staining"], ss["staining"] + ss["location:staining"]),
+        "offset_share_scanner": ratio(ss["scanner"], ss["scanner"] + ss["location:scanner"]),
+        "offset_share_slide": ratio(between, ss["total"] - ss["location"]),
+    }
 
 
 def fractions(ss: dict[str, float]) -> dict[str, float]:

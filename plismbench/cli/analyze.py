@@ -45,7 +45,9 @@ def analyze(
     reference_model: Annotated[
         str | None, typer.Option(help="Compare each --model with this one (CKA, angles).")
     ] = None,
-    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds of the probes.")] = 5,
+    folds: Annotated[
+        int, typer.Option(help="Grouped cross-validation folds of the probes (at least 2).")
+    ] = 5,
     no_ri: Annotated[
         bool, typer.Option("--no-ri", help="Skip PathoROB's robustness index (croma).")
     ] = False,
@@ -82,7 +84,10 @@ def analyze(
                 pl.col("main") & (pl.col("layer") == "final") & (pl.col("model") == name)
             )
             text = ", ".join(
-                f"{c} {f:.3f}" for c, f in zip(part["component"], part["fraction"], strict=True)
+                f"{c} {f:.3f} (chance {ch:.3f})"
+                for c, f, ch in zip(
+                    part["component"], part["fraction"], part["chance"], strict=True
+                )
             )
             stdout.print(f"  {name}: {text}", highlight=False)
     reused = f"; reused: {', '.join(result.reused)}" if result.reused else ""

@@ -16,7 +16,7 @@ import typer
 
 from plismbench.cli.app import app, err_console, examples
 from plismbench.cli.options import DownloadDir, Parquet, Streaming, TilesDir
-from plismbench.distillation.config import DistillConfig
+from plismbench.distillation.config import DistillConfig, resolve_config
 from plismbench.utils.ranks import is_main_process
 
 _SHORT = {"output_dir": ["-o"], "batch_size": ["-b"], "workers": ["-w"]}
@@ -81,33 +81,27 @@ def _parameters() -> list[inspect.Parameter]:
 def distill_command(**kwargs: Any) -> None:
     """Distil a teacher into a small ViT (DINO + iBOT, or cosine); torchrun for many GPUs."""
     from plismbench.distillation import distill
-    from plismbench.distillation.build import heads_warning
-    from plismbench.distillation.config import resolve_config
-    from plismbench.distillation.loop import write_config
 
-    config_file = kwargs.pop("config")
-    dry_run = kwargs.pop("dry_run")
+    config_file, dry_run = kwargs.pop("config"), kwargs.pop("dry_run")
     sources = {k: kwargs.pop(k) for k in ("tiles_dir", "download_dir", "streaming", "parquet")}
-    if dry_run:
+    result = distill(config=config_file, dry_run=dry_run, **sources, **kwargs)
+    if result.dry_run:
         cfg = resolve_config(kwargs, config_file)
-        cfg.check()
-        notes = [w for w in (heads_warning(cfg),) if w]
-        for note in notes:
-            err_console.print(f"[bold yellow]{note}[/]", highlight=False)
-        path = write_config(cfg, Path(cfg.output_dir), notes)  # type: ignore[arg-type]
         warm, ttw, freeze = cfg.lengths()
-        err_console.print(f"wrote {path}: {cfg.steps} steps, lr warmup {warm}, teacher-temp "
-                          f"warmup {ttw}, last layer frozen {freeze}")  # fmt: skip
+        err_console.print(f"wrote {result.output_dir / 'config.yaml'}: {cfg.steps} steps, lr "
+                          f"warmup {warm}, teacher-temp warmup {ttw}, last layer frozen "
+                          f"{freeze}")  # fmt: skip
         return
-    result = distill(config=config_file, **sources, **kwargs)
     if is_main_process():
         if not result.last:
             err_console.print(f"{result.output_dir} already holds all {result.steps} steps")
         else:
+            skipped = f"; {result.skipped_tiles} unreadable tile(s) skipped" if (
+                result.skipped_tiles) else ""  # fmt: skip
             err_console.print(
                 f"distilled {result.steps} steps in {result.seconds:.1f}s "
                 f"({result.images_per_s:.1f} img/s); last loss {result.last['loss']:.4f}"
-                f" -> {result.student_dir}"
+                f" -> {result.student_dir}{skipped}"
             )
 
 

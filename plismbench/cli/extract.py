@@ -111,6 +111,22 @@ def extract_command(
     ] = False,
     plugin: Plugin = None,
     quiet: Quiet = False,
+    pooling: Annotated[
+        str | None,
+        typer.Option(
+            "--pooling",
+            help="cls, mean or cls+mean instead of the model's default (see `plismbench "
+            "models`); features go to <model>-<pooling>/ and meta.json records it.",
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision",
+            help="Hub revision (branch, tag or commit) of the weights; the resolved commit "
+            "is recorded in meta.json.",
+        ),
+    ] = None,
 ) -> None:
     """Extract features of every PLISM tile with one model (resumable; torchrun shards slides)."""
     export_dir = require(renamed(out_dir, export_dir, "--export-dir", "--out-dir"), "--out-dir")
@@ -140,6 +156,8 @@ def extract_command(
         wait=not no_wait,
         log=None if not quiet and err_console.is_terminal else log,
         progress=not quiet,
+        pooling=pooling,
+        revision=revision,
     )
     config.validate()
     # Cheap checks first: the output folder and the Hub, before any model or data is loaded.
@@ -157,6 +175,11 @@ def extract_command(
         if result.slides_elsewhere
         else ""
     )
+    if result.worst_cosine is not None:  # printed even when progress bars hide the log
+        log(
+            f"precision check: worst cosine {result.worst_cosine:.6f} ({result.precision} vs "
+            "fp32), recorded in meta.json"
+        )
     log(
         f"{result.model}: {len(result.slides_done)} slides done, {len(result.slides_skipped)} "
         f"already there{elsewhere}, {result.tiles} tiles in {result.seconds:.1f}s "
@@ -208,19 +231,31 @@ def models_command(as_json: AsJson = False, plugin: Plugin = None) -> None:
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
-    for column in ("name", "dim", "params (M)", "pooling", "weights from", "gated", "licence"):
-        table.add_column(column, no_wrap=column != "weights from", overflow="fold")
+    columns = ("name", "dim", "params (M)", "pooling", "precision", "input", "weights from",
+               "gated", "licence")  # fmt: skip
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("weights from", "licence"), overflow="fold")
     for s in specs:
+        size = f"{s.input_size}" + (f" (<-{s.resize})" if s.resize else "")
+        size = size if s.normalise else "raw"
+        restricted = ", ".join(s.licence_restrictions)
         table.add_row(
             s.name,
             str(s.embed_dim),
             "-" if s.params_m is None else f"{s.params_m:g}",
             s.pooling,
+            f"{s.dtype} (GPU)" if s.normalise else "fp32",
+            size,
             s.hub_id or s.url or "-",
             "yes: accept terms" if s.gated else "",
-            s.licence,
+            s.licence + (f" (restricts: {restricted})" if restricted else ""),
         )
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=200)
     console.print(table)
+    why = [(s.name, s.pooling, s.pooling_reason) for s in specs if s.pooling_reason]
+    if why:
+        console.print("Pooling defaults (override with `extract --pooling`):", highlight=False)
+        for name, pooling, reason in why:
+            console.print(f"  {name}: {pooling}: {reason}", highlight=False, soft_wrap=True)

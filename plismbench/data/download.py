@@ -121,6 +121,10 @@ def verify(
     return report
 
 
+#: Written by :func:`download` beside the h5 files: the Hub dataset commit they came from.
+REVISION_FILE = ".plism-revision.json"
+
+
 def download(
     download_dir: str | os.PathLike[str],
     *,
@@ -179,6 +183,10 @@ def download(
             max_workers=max(1, workers),
             endpoint=endpoint(),
         )
+    # The dataset commit the files came from: meta.json, run.json and results.json report it.
+    from plismbench.utils.io import write_json
+
+    write_json(root / REVISION_FILE, {"repo_id": repo_id, "revision": sha})
     return verify(root, stainings=stainings, scanners=scanners, n_tiles=n_tiles)
 
 

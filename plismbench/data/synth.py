@@ -30,7 +30,7 @@ from plismbench.data.formats import IMAGE_SUFFIXES, tiles_schema
 from plismbench.data.sources import decode_image
 from plismbench.data.tiles import parse_tile_id, tile_id
 from plismbench.errors import InputError
-from plismbench.utils.io import atomic_path
+from plismbench.utils.io import apply_umask, atomic_path
 
 __all__ = ["FORMATS", "ScannerModel", "StainingModel", "base_tiles", "synth"]
 
@@ -295,6 +295,7 @@ def _write_h5(path: Path, names: list[str], tiles: np.ndarray) -> None:
 def _write_folder(folder: Path, names: list[str], pngs: list[bytes]) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    apply_umask(tmp, directory=True)
     try:
         for name, data in zip(names, pngs, strict=True):
             (tmp / f"{name}.png").write_bytes(data)

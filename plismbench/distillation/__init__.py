@@ -7,21 +7,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from plismbench.distillation.config import DistillConfig, resolve_config
+from plismbench.distillation.runfolder import DistillResult
 
 if TYPE_CHECKING:
     from plismbench.data.base import TileSource
-    from plismbench.distillation.loop import DistillResult
 
 __all__ = ["DistillConfig", "DistillResult", "distill"]
-
-
-def __getattr__(name: str) -> Any:
-    """``DistillResult`` without importing torch until it is asked for."""
-    if name == "DistillResult":
-        from plismbench.distillation.loop import DistillResult
-
-        return DistillResult
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def distill(
@@ -36,6 +27,7 @@ def distill(
     parquet: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     preset: str | None = None,
+    dry_run: bool = False,
     **options: Any,
 ) -> DistillResult:
     """Distil ``teacher`` into a fresh student; write ``output_dir/{config.yaml,
@@ -47,6 +39,8 @@ def distill(
     of ``tiles_dir``, ``download_dir``, ``streaming``, ``parquet``). ``options`` are the
     fields of :class:`DistillConfig`; they override ``config`` (a YAML file), which
     overrides ``preset`` (``h0-mini``). Under ``torchrun`` the student trains with DDP.
+    ``dry_run``: check everything, write only ``output_dir/config.yaml`` (the resolved
+    options and schedule) and return without building a model or reading a tile.
     """
     if source is None and any((tiles_dir, download_dir, streaming, parquet)):
         from plismbench.data.sources import open_source
@@ -61,6 +55,10 @@ def distill(
     given = {"teacher": teacher, "output_dir": output_dir,
              "corpus": None if corpus is None else str(corpus), **options}  # fmt: skip
     cfg = resolve_config(given, config, preset)
+    if dry_run:
+        from plismbench.distillation.runfolder import dry_run as write_dry_run
+
+        return write_dry_run(cfg)
     from plismbench.distillation.loop import run_distill  # torch: only when training
 
     return run_distill(cfg, source)

@@ -15,7 +15,7 @@ from torch import nn
 
 from plismbench.distillation.augment import AugmentConfig
 from plismbench.distillation.centering import EMACentre, SinkhornKnopp, make_targets
-from plismbench.distillation.config import DistillConfig
+from plismbench.distillation.config import DistillConfig, heads_warning
 from plismbench.distillation.heads import TeacherHeads, random_teacher_heads
 from plismbench.distillation.models import (
     StudentBackbone,
@@ -50,19 +50,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def heads_warning(cfg: DistillConfig) -> str | None:
-    """The warning for a pretrained teacher distilled through random heads, if it applies."""
-    if cfg.loss != "dino-ibot" or cfg.teacher.startswith("timm:"):
-        return None
-    if cfg.teacher_heads is None:
-        return (
-            f"WARNING: teacher {cfg.teacher!r} is pretrained but no --teacher-heads was given: "
-            "its DINO/iBOT heads are RANDOM and frozen. Pass --teacher-heads PATH (the "
-            "teacher's checkpoint), learn, random (to silence this) or --loss cosine."
-        )
-    return None
-
-
 def _normaliser(
     mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -93,6 +80,8 @@ class State:
     built: StudentBackbone
     scaler: torch.amp.GradScaler | None = None
     notes: list[str] = field(default_factory=list)
+    #: Unreadable tiles met so far (corpus index -> the one-line reason); checkpointed.
+    skipped: dict[int, str] = field(default_factory=dict)
 
     @property
     def teacher_dtype(self) -> torch.dtype:
@@ -105,7 +94,7 @@ def _heads(cfg: DistillConfig, teacher: Teacher) -> TeacherHeads | None:
         return None
     choice = cfg.teacher_heads or "random"
     if choice in ("random", "learn"):
-        return random_teacher_heads(teacher.dim, cfg.prototypes or 131072, seed=cfg.seed + 1,
+        return random_teacher_heads(teacher.dim, cfg.num_prototypes(), seed=cfg.seed + 1,
                                     scale=cfg.random_head_scale)  # fmt: skip
     path = Path(choice)
     heads = load_teacher_checkpoint(path, teacher)

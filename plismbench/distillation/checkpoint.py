@@ -1,4 +1,5 @@
-"""``RUN/checkpoint.pt``: student, EMA, optimiser, scaler, centres and the next step."""
+"""``RUN/checkpoint.pt``: student, EMA, optimiser, scaler, centres, the unreadable tiles met
+and the next step."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def save_checkpoint(st: State, path: Path, next_step: int) -> None:
         "optimiser": st.optimiser.state_dict(),
         "dino_targets": st.dino_targets.state_dict(),
         "ibot_targets": st.ibot_targets.state_dict(),
+        "skipped_tiles": dict(st.skipped),
     }
     if st.scaler is not None:
         payload["scaler"] = st.scaler.state_dict()
@@ -47,13 +49,15 @@ def load_checkpoint(st: State, path: Path) -> int:
         k = diff[0]
         raise InputError(
             f"{path} was written with {k}={payload['config'].get(k)!r}, this run has "
-            f"{k}={want[k]!r}; resume with the same options or use a new --output-dir"
+            f"{k}={want[k]!r}; resume with the same options or use a new --out-dir"
         )
     st.student.load_state_dict(payload["student"])
     st.ema.load_state_dict(payload["ema"])
     st.optimiser.load_state_dict(payload["optimiser"])
     st.dino_targets.load_state_dict(payload["dino_targets"])
     st.ibot_targets.load_state_dict(payload["ibot_targets"])
+    st.skipped.clear()
+    st.skipped.update({int(k): str(v) for k, v in payload.get("skipped_tiles", {}).items()})
     if st.scaler is not None and "scaler" in payload:
         st.scaler.load_state_dict(payload["scaler"])
     return int(payload["step"])

@@ -18,12 +18,27 @@ from typing import Any
 from plismbench.distillation.schedules import Schedules, scaled_lr
 from plismbench.errors import InputError
 
-__all__ = ["PRESETS", "DistillConfig", "config_from", "load_yaml", "resolve_config"]
+__all__ = ["PRESETS", "PROTOTYPES", "DistillConfig", "config_from", "heads_warning",
+           "load_yaml", "resolve_config"]  # fmt: skip
 
 #: DINOv2's epoch (``OFFICIAL_EPOCH_LENGTH``): schedule lengths are given in these.
 EPOCH = 1250
 #: The paper's run is 105,000 iterations = 84 DINOv2 epochs.
 PAPER_STEPS = 105_000
+#: The paper's number of prototypes K (H-Optimus-0's heads; DINOv2 ViT-g's 131,072).
+PROTOTYPES = 131_072
+#: DINOv2's schedule lengths, in epochs of the paper's 84: lr warmup, teacher-temperature
+#: warmup, frozen last layer. Unset lengths are these fractions of ``--steps``.
+SCHEDULE_EPOCHS = (16, 30, 1)
+
+
+def _default_workers() -> int:
+    """``min(4, CPUs this process may use)``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 def opt(default: Any, help: str, *, cli: str | None = "", fingerprint: bool = False,
@@ -53,7 +68,7 @@ class DistillConfig:
     )
     student: str = opt("vit-base", "vit-tiny, vit-small, vit-base or timm:ARCH.", fingerprint=True)
     loss: str = opt("dino-ibot", "dino-ibot or cosine (no heads).", fingerprint=True)
-    prototypes: int | None = opt(None, "K for random/learnt heads (default 131072).",
+    prototypes: int | None = opt(None, f"K for random/learnt heads (default {PROTOTYPES}).",
                                  fingerprint=True)  # fmt: skip
     image_size: int = opt(224, "Global crop size in pixels.", fingerprint=True)
     steps: int = opt(PAPER_STEPS, "Optimiser steps.", fingerprint=True)
@@ -97,7 +112,14 @@ class DistillConfig:
                          "fp32.")  # fmt: skip
     grad_checkpointing: bool = opt(False, "Recompute student blocks in backward (less memory).")
     compile: bool = opt(False, "torch.compile the student.")
-    workers: int = opt(4, "Tile reading workers.")
+    workers: int = opt(None, "Tile reading workers (default min(4, CPU count)).",
+                       factory=_default_workers)  # fmt: skip
+    max_bad_tiles: float = opt(
+        0.001, "Stop when more than ceil(this fraction of the corpus) tiles are unreadable "
+        "(each is skipped: replaced by the next readable tile).")  # fmt: skip
+    # the help text shared by every command's --overwrite (cli/options.py); for distill:
+    # start a run again over its checkpoint.pt, relearn a teacher_heads.pt of other options
+    overwrite: bool = opt(False, "Recompute what is done (otherwise it is reused).")
     log_every: int = opt(1, "Log every N steps.")
     checkpoint_every: int = opt(1000, "Checkpoint every N steps.")
     tensorboard: bool = opt(False, "Also log to RUN/tensorboard (needs tensorboard).")
@@ -112,11 +134,30 @@ class DistillConfig:
         None, "timm kwargs for the student.", cli=None, fingerprint=True, factory=dict
     )
     preset: str | None = opt(None, "Start from a named preset (h0-mini).")
+    accept_licence: bool = opt(
+        False, "Accept a teacher licence that restricts distillation (recorded in config.yaml).")
+
+    def check_licence(self) -> None:
+        """A teacher whose licence forbids training models that replicate it needs consent."""
+        if self.accept_licence or self.teacher.startswith("timm:"):
+            return
+        from plismbench.extractors.registry import get_extractor
+
+        try:
+            spec = get_extractor(self.teacher)
+        except InputError:
+            return  # not a registry model: loading it says what is wrong
+        if "no-replicating-training" in spec.licence_restrictions:
+            raise InputError(
+                f"--teacher {spec.name}: its licence ({spec.licence}) forbids training models "
+                "that replicate it; pass --accept-licence if your use is permitted"
+            )
 
     def check(self) -> None:
         """One clear line for an impossible option."""
         if not self.teacher:
             raise InputError("--teacher is required")
+        self.check_licence()
         if self.output_dir is None:
             raise InputError("--out-dir is required")
         choices = {"loss": ("dino-ibot", "cosine"), "centring": ("centre", "sinkhorn"),
@@ -134,6 +175,16 @@ class DistillConfig:
             raise InputError("--prototypes must be >= 1")
         if self.lr <= 0:
             raise InputError("--lr must be > 0")
+        if not 0 <= self.max_bad_tiles <= 1:
+            raise InputError("--max-bad-tiles must be a fraction in [0, 1]")
+        if self.workers < 0:
+            raise InputError("--workers must be >= 0")
+        names = ("--warmup-steps", "--teacher-temp-warmup", "--freeze-last-layer-steps")
+        for flag, length in zip(names, self.lengths(), strict=True):
+            if length > self.steps:
+                raise InputError(f"{flag} {length} is longer than the run (--steps "
+                                 f"{self.steps}); shorten it or leave it unset (a fraction of "
+                                 "--steps)")  # fmt: skip
         for name, package in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
             if getattr(self, name):
                 import importlib.util
@@ -152,8 +203,13 @@ class DistillConfig:
                 return value
             return max(1, round(self.steps * epochs * EPOCH / PAPER_STEPS))
 
-        return (part(self.warmup_steps, 16), part(self.teacher_temp_warmup, 30),
-                part(self.freeze_last_layer_steps, 1))  # fmt: skip
+        given = (self.warmup_steps, self.teacher_temp_warmup, self.freeze_last_layer_steps)
+        warm, ttw, freeze = (part(v, e) for v, e in zip(given, SCHEDULE_EPOCHS, strict=True))
+        return warm, ttw, freeze
+
+    def num_prototypes(self) -> int:
+        """K of random or learnt heads: ``--prototypes``, else :data:`PROTOTYPES`."""
+        return self.prototypes or PROTOTYPES
 
     def schedules(self) -> Schedules:
         """The run's per-step schedules."""
@@ -192,33 +248,25 @@ class DistillConfig:
         return data
 
 
-#: Named starting points. ``h0-mini``: the H0-mini paper (Table 5) on DINOv2's defaults
-#: (ssl_default_config.yaml, vitg14 config): an epoch is 1,250 iterations.
+#: Named starting points, as deltas over :class:`DistillConfig`'s defaults (which are
+#: already the H0-mini paper's recipe on DINOv2's: Table 5, ssl_default_config.yaml and the
+#: vitg14 config). Schedule lengths stay fractions of ``--steps``: a preset never pins them.
 PRESETS: dict[str, dict[str, Any]] = {
-    "h0-mini": {
-        "teacher": "h-optimus-0",
-        "student": "vit-base",
-        "loss": "dino-ibot",
-        "prototypes": 131_072,
-        "image_size": 224,
-        "batch_size": 2048,
-        "steps": PAPER_STEPS,
-        "lr": 4e-3,
-        "min_lr": 1e-6,
-        "warmup_steps": 16 * EPOCH,
-        "teacher_temp_warmup": 30 * EPOCH,
-        "freeze_last_layer_steps": 1 * EPOCH,
-        "layer_decay": 0.9,
-        "patch_embed_lr_mult": 0.2,
-        "weight_decay": (0.04, 0.4),
-        "ema_momentum": (0.994, 1.0),
-        "clip_grad": 3.0,
-        "centring": "sinkhorn",
-        "student_temp": 0.1,
-        "teacher_temp": (0.04, 0.07),
-        "blur_probs": (0.0, 0.9),
-    },
+    "h0-mini": {"teacher": "h-optimus-0", "prototypes": PROTOTYPES},
 }
+
+
+def heads_warning(cfg: DistillConfig) -> str | None:
+    """The warning for a pretrained teacher distilled through random heads, if it applies."""
+    if cfg.loss != "dino-ibot" or cfg.teacher.startswith("timm:"):
+        return None
+    if cfg.teacher_heads is None:
+        return (
+            f"WARNING: teacher {cfg.teacher!r} is pretrained but no --teacher-heads was given: "
+            "its DINO/iBOT heads are RANDOM and frozen. Pass --teacher-heads PATH (the "
+            "teacher's checkpoint), learn, random (to silence this) or --loss cosine."
+        )
+    return None
 
 _PAIRS = {f.name for f in dataclasses.fields(DistillConfig) if "tuple" in str(f.type)}
 

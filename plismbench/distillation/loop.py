@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +15,20 @@ from plismbench.distillation.build import State, build, heads_warning
 from plismbench.distillation.checkpoint import load_checkpoint, save_checkpoint
 from plismbench.distillation.config import DistillConfig
 from plismbench.distillation.export import export_student, student_config
-from plismbench.distillation.runlog import RunLogger, progress_text
+from plismbench.distillation.runfolder import (
+    CHECKPOINT_FILE,
+    DistillResult,
+    preflight,
+    warn,
+    write_config,
+)
+from plismbench.distillation.runlog import RunLogger, progress_bar, progress_text
 from plismbench.errors import InputError
 from plismbench.utils import distributed as dist
-from plismbench.utils.io import atomic_path
 
 __all__ = ["DistillResult", "run_distill", "write_config"]
 
 _log = logging.getLogger("plismbench.distill")
-
-
-@dataclass
-class DistillResult:
-    """What a finished run produced."""
-
-    output_dir: Path
-    student_dir: Path
-    steps: int
-    last: dict[str, Any]
-    seconds: float
-    images_per_s: float
-
-
-def write_config(cfg: DistillConfig, out: Path, notes: list[str] | None = None) -> Path:
-    """``RUN/config.yaml``: every resolved option, the concrete schedule and any warnings."""
-    import yaml
-
-    data = cfg.resolved()
-    if notes:
-        data["warnings"] = list(notes)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.yaml"
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def _export(st: State, out: Path) -> Path:
@@ -75,34 +52,22 @@ def _export(st: State, out: Path) -> Path:
     return export_student(st.ema.backbone, out / "student", config)  # type: ignore[arg-type]
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, start: int) -> Iterator[Callable[[str], None]]:
-    from plismbench.utils.progress import make_progress
-
-    with make_progress(enabled=enabled) as bar:
-        task = bar.add_task("distill", total=total, completed=start)
-
-        def advance(text: str) -> None:
-            bar.update(task, advance=1, description=text)
-
-        yield advance
-
-
-def _warn(text: str) -> None:
-    _log.warning(text)
-    print(text, file=sys.stderr, flush=True)
-
-
 def run_distill(cfg: DistillConfig, source: TileSource | str | Path | None = None) -> DistillResult:
     """Train ``cfg.student`` from ``cfg.teacher`` on a tile corpus (``source`` or
-    ``cfg.corpus``); see :func:`plismbench.distillation.distill`."""
+    ``cfg.corpus``); see :func:`plismbench.distillation.distill`.
+
+    Every check (options, the run folder, a resumed checkpoint's and a learnt head file's
+    options, the corpus, the models) comes before the first write: a refused run leaves
+    the folder as it was.
+    """
     cfg.check()
     spec = source if source is not None else cfg.corpus
     if spec is None:
         raise InputError("no tiles: pass --corpus PATH (or one PLISM tile source option)")
+    start = preflight(cfg)
     ctx = dist.init_distributed(cfg.device)
     try:
-        return _run(cfg, spec, ctx)
+        return _run(cfg, spec, ctx, start)
     finally:
         if ctx.initialised_here:
             with contextlib.suppress(Exception):
@@ -110,7 +75,18 @@ def run_distill(cfg: DistillConfig, source: TileSource | str | Path | None = Non
         dist.shutdown(ctx)
 
 
-def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext) -> DistillResult:
+def _size_warning(st: State) -> str | None:
+    """A warning when the student has more parameters than its teacher."""
+    n_student = sum(p.numel() for p in st.student.backbone.parameters())
+    n_teacher = sum(p.numel() for p in st.teacher.backbone.parameters())
+    if n_student <= n_teacher:
+        return None
+    return (f"WARNING: the student {st.cfg.student!r} has more parameters ({n_student:,}) than "
+            f"its teacher {st.cfg.teacher!r} ({n_teacher:,}): this is not a distillation into "
+            "a smaller model")  # fmt: skip
+
+
+def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext, start: int) -> DistillResult:
     from plismbench.distillation.corpus import PLISM_WARNING, CorpusLoader, open_corpus
 
     out = Path(cfg.output_dir)  # type: ignore[arg-type]
@@ -120,40 +96,44 @@ def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext) -> DistillResult:
     if (cfg.batch_size // world) % cfg.grad_accum:
         raise InputError(f"{cfg.batch_size // world} images per process do not split into "
                          f"--grad-accum {cfg.grad_accum} micro-batches")  # fmt: skip
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out-dir {out} exists and is not a folder")
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists() and not cfg.resume:
-        raise InputError(
-            f"{ckpt} exists: pass --resume to continue that run, or use a new --out-dir"
-        )
+    ckpt = out / CHECKPOINT_FILE
     corpus = open_corpus(spec)
-    notes = [w for w in (heads_warning(cfg),) if w]
+    st = build(cfg, ctx.device)
+    # nothing was written so far; from here on the run owns the folder
+    notes = [w for w in (heads_warning(cfg), _size_warning(st)) if w]
     if rank == 0:
         for note in notes:
-            _warn(note)
+            warn(note)
     if corpus.is_plism:  # open_corpus has warned already
         notes.append(f"WARNING: {PLISM_WARNING}")
+    st.notes = notes
     if rank == 0:
         write_config(cfg, out, notes)
-    st = build(cfg, ctx.device)
-    st.notes = notes
-    if cfg.teacher_heads == "learn" and cfg.loss == "dino-ibot":
-        from plismbench.distillation.learn_heads import learn_heads
-
-        learn_heads(st, corpus, out)
-    start = load_checkpoint(st, ckpt) if (cfg.resume and ckpt.exists()) else 0
+        if ckpt.exists() and not cfg.resume:  # --overwrite: this run starts again
+            ckpt.unlink()
+    dist.barrier()
+    if cfg.resume and ckpt.exists():
+        start = load_checkpoint(st, ckpt)
     logger = RunLogger(out, start, enabled=rank == 0, tensorboard=cfg.tensorboard,
                        wandb_project=cfg.wandb, config=cfg.resolved())  # fmt: skip
-    loader = CorpusLoader(corpus, global_batch=cfg.batch_size, seed=cfg.seed, start_step=start,
-                          rank=rank, world=world, workers=cfg.workers,
-                          steps=max(0, cfg.steps - start))  # fmt: skip
-    st.student.train()
+    loader: CorpusLoader | None = None
     last: dict[str, Any] = {}
     began = time.perf_counter()
     seen = 0
     try:
-        with _progress(cfg.progress and rank == 0, cfg.steps, start) as advance:
+        if cfg.teacher_heads == "learn" and cfg.loss == "dino-ibot":
+            from plismbench.distillation.learn_heads import learn_heads
+
+            learn_heads(st, corpus, out, logger)
+        else:
+            logger.restart_heads(0)  # no head phase in this run
+        loader = CorpusLoader(corpus, global_batch=cfg.batch_size, seed=cfg.seed,
+                              start_step=start, rank=rank, world=world, workers=cfg.workers,
+                              steps=max(0, cfg.steps - start), max_bad_tiles=cfg.max_bad_tiles,
+                              bad=st.skipped)  # fmt: skip
+        st.student.train()
+        began = time.perf_counter()
+        with progress_bar(cfg.progress and rank == 0, cfg.steps, start, "distill") as advance:
             tiles_iter = iter(loader)
             for step in range(start, cfg.steps):
                 t0 = time.perf_counter()
@@ -164,6 +144,8 @@ def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext) -> DistillResult:
                     raise InputError(f"the loss is not finite at step {step}; lower --lr")
                 seen += cfg.batch_size
                 record["img_per_s"] = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
+                record["skipped_tiles"] = len(st.skipped)
+                record["phase"] = "distill"
                 last = record
                 if step % cfg.log_every == 0 or step == cfg.steps - 1:
                     logger.log(record)
@@ -175,8 +157,10 @@ def _run(cfg: DistillConfig, spec: Any, ctx: dist.DistContext) -> DistillResult:
         student_dir = _export(st, out) if rank == 0 else out / "student"
     finally:
         logger.close()
-        loader.close()
+        if loader is not None:
+            loader.close()
     seconds = time.perf_counter() - began
     rate = seen / seconds if seconds > 0 else 0.0
     return DistillResult(output_dir=out, student_dir=student_dir, steps=cfg.steps, last=last,
-                         seconds=seconds, images_per_s=rate)  # fmt: skip
+                         seconds=seconds, images_per_s=rate,
+                         skipped_tiles=len(st.skipped))  # fmt: skip

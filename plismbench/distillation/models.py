@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from plismbench.distillation.config import PROTOTYPES
 from plismbench.distillation.heads import ProjectionHead
 from plismbench.errors import InputError
 
@@ -199,7 +200,7 @@ class StudentNet(nn.Module):
         dim: int,
         loss: str,
         *,
-        prototypes: tuple[int, int] = (131072, 131072),
+        prototypes: tuple[int, int] = (PROTOTYPES, PROTOTYPES),
         teacher_dim: int = 0,
         dino_bottleneck: int = 384,
         ibot_bottleneck: int = 256,

@@ -295,6 +295,7 @@ class _Run:
         results = with_intervals(aggregate(metrics, names), metrics, names)
         write_tables(self.out, self.model, metrics, results, names, store)
         n = len(self.rows)
+        provenance = store.provenance()
         write_run(
             self.out,
             RunRecord(
@@ -318,6 +319,8 @@ class _Run:
                 pairs_computed=computed,
                 elapsed_s=round(time.perf_counter() - self.started, 3),
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                model_hub_revision=_shared(provenance, "hub_revision"),
+                dataset_revision=_shared(provenance, "source", "revision"),
             ),
         )
         return EvaluationResult(self.model, self.out, metrics, results, n, ks, computed, False)
@@ -381,3 +384,14 @@ class _Run:
         stages.run_intras(mine, tick)
         tick(flush=True)
         stages.release()
+
+
+def _shared(provenance: dict[str, Any], *path: str) -> Any:
+    """A ``meta.json`` value that every slide shares (None if absent or varying)."""
+    values = []
+    for meta in provenance.values():
+        value: Any = meta
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        values.append(value)
+    return values[0] if values and len({repr(v) for v in values}) == 1 else None

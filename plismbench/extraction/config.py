@@ -48,6 +48,11 @@ class ExtractConfig:
     poll_s: float = 1.0
     log: Callable[[str], None] | None = None
     progress: bool = False
+    #: Override the model's pooling (``cls``, ``mean``, ``cls+mean``); features go to
+    #: ``<model>-<pooling>/``. ``None`` keeps the registry's default.
+    pooling: str | None = None
+    #: Hub revision (branch, tag or commit) of the weights; ``None`` is ``main``.
+    revision: str | None = None
 
     def validate(self) -> None:
         """One line for the first bad value."""
@@ -57,6 +62,10 @@ class ExtractConfig:
             raise InputError(f"chunk rows must be >= 1, got {self.chunk_rows}")
         if self.workers < 0:
             raise InputError(f"workers must be >= 0, got {self.workers}")
+        if self.pooling not in (None, *OVERRIDABLE_POOLINGS):
+            raise InputError(
+                f"pooling {self.pooling!r} is not one of {', '.join(OVERRIDABLE_POOLINGS)}"
+            )
         if self.precision not in (None, "auto", *PRECISIONS):
             raise InputError(
                 f"precision {self.precision!r} is not one of auto, {', '.join(PRECISIONS)}"
@@ -77,6 +86,38 @@ class ExtractConfig:
         values = {f.name: getattr(base, f.name) for f in fields(cls)}
         values.update(options)
         return cls(**values)
+
+
+#: Poolings ``--pooling`` can choose (``model`` is the model's own output, not a choice).
+OVERRIDABLE_POOLINGS = ("cls", "mean", "cls+mean")
+
+
+def with_overrides(spec: ExtractorSpec, pooling: str | None, revision: str | None) -> ExtractorSpec:
+    """The spec with ``--pooling`` and ``--revision`` applied (a pooling change renames it)."""
+    from dataclasses import replace
+
+    if revision is not None:
+        if not spec.hub_id:
+            raise InputError(f"--revision: model {spec.name!r} is not loaded from the Hub")
+        spec = replace(spec, revision=revision)
+    if pooling is None or pooling == spec.pooling:
+        return spec
+    if pooling not in OVERRIDABLE_POOLINGS:
+        raise InputError(f"pooling {pooling!r} is not one of {', '.join(OVERRIDABLE_POOLINGS)}")
+    if spec.pooling == "model" or not spec.normalise:
+        raise InputError(
+            f"--pooling: model {spec.name!r} returns one vector per tile (pooling 'model'); "
+            "its tokens are not exposed"
+        )
+    width = spec.embed_dim // 2 if spec.pooling == "cls+mean" else spec.embed_dim
+    return replace(
+        spec,
+        name=f"{spec.name}-{pooling.replace('+', '-')}",
+        pooling=pooling,  # type: ignore[arg-type]
+        embed_dim=2 * width if pooling == "cls+mean" else width,
+        pooling_reason=f"--pooling {pooling} (default {spec.pooling})",
+        aliases=(),
+    )
 
 
 def resolve_precision(precision: str | None, spec: ExtractorSpec, device: torch.device) -> str:

@@ -22,7 +22,12 @@ import torch
 
 from plismbench.data.base import TileSource
 from plismbench.errors import InputError
-from plismbench.extraction.config import ExtractConfig, check_writable, resolve_precision
+from plismbench.extraction.config import (
+    ExtractConfig,
+    check_writable,
+    resolve_precision,
+    with_overrides,
+)
 from plismbench.extraction.fingerprint import (
     describe_source,
     fingerprint,
@@ -33,6 +38,7 @@ from plismbench.extraction.fingerprint import (
 from plismbench.extraction.job import Job
 from plismbench.extraction.layers import parse_layers
 from plismbench.extraction.precision import precision_drift
+from plismbench.extractors.access import resolved_revision
 from plismbench.extractors.module import FeatureExtractor
 from plismbench.extractors.registry import get_extractor, load_extractor
 from plismbench.extractors.spec import ExtractorSpec
@@ -98,7 +104,15 @@ def extract(
     """
     cfg = ExtractConfig.from_options(config, options)
     cfg.validate()
-    spec = model.spec if isinstance(model, FeatureExtractor) else get_extractor(model)
+    if isinstance(model, FeatureExtractor):
+        spec = model.spec
+        if cfg.pooling not in (None, spec.pooling) or cfg.revision is not None:
+            raise InputError(
+                "pooling and revision overrides need the model by name, not a loaded extractor"
+            )
+    else:
+        spec = with_overrides(get_extractor(model), cfg.pooling, cfg.revision)
+        model = spec
     out_root = Path(export_dir) / spec.folder
     check_writable(out_root)  # before any model or data is loaded
     device = model.device if isinstance(model, FeatureExtractor) else cfg.device
@@ -131,7 +145,7 @@ def _run(
     layers = parse_layers(cfg.layers, extractor)
     if cfg.compile:
         extractor.backbone = torch.compile(extractor.backbone)  # type: ignore[assignment]
-    fp = fingerprint(extractor, weights_sha)
+    fp = fingerprint(extractor, weights_sha, resolved_revision(extractor.spec))
     ensure_writable_dir(out_root, "--out-dir")  # checked first; created once the model loaded
     pin_folder(out_root, fp, cfg.overwrite)
     all_slides = list(source.slide_ids())

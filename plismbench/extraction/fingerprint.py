@@ -1,13 +1,15 @@
 """What produced a slide's features: the fingerprint a finished or partial slide must match.
 
 A slide counts as done only if its ``meta.json`` names the same model, weights digest,
-precision and preprocessing as the current run; anything else is refused (one line,
-``--overwrite`` to replace), never silently reused.
+precision, preprocessing and tile source (``source_digest``: the slide's tile ids, their count
+and the first tile's pixels, or the revision of a streamed source) as the current run;
+anything else is refused (one line, ``--overwrite`` to replace), never silently reused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -17,13 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from plismbench.data.base import TileSource
 from plismbench.errors import InputError
 from plismbench.extractors.module import FeatureExtractor
 from plismbench.utils.hashing import tensor_state_digest
-from plismbench.utils.io import write_json
+from plismbench.utils.io import apply_umask, write_json
 
 #: Keys of ``meta.json`` that must equal the current run's for a slide to be reused.
 FINGERPRINT_KEYS = (
@@ -39,7 +42,11 @@ FINGERPRINT_KEYS = (
     "normalise",
     "mean",
     "std",
+    "source_digest",
+    "hub_revision",
 )
+#: Keys whose absence in an older meta.json means ``None`` (not a difference by itself).
+_ABSENT_IS_NONE = frozenset({"hub_revision"})
 
 
 def weights_digest(extractor: FeatureExtractor) -> str:
@@ -49,12 +56,19 @@ def weights_digest(extractor: FeatureExtractor) -> str:
     return tensor_state_digest({k.replace("_orig_mod.", ""): v for k, v in state.items()})
 
 
-def fingerprint(extractor: FeatureExtractor, weights_sha: str) -> dict[str, Any]:
-    """The run's identity as stored in (and compared with) ``meta.json``."""
+def fingerprint(
+    extractor: FeatureExtractor, weights_sha: str, hub_revision: str | None = None
+) -> dict[str, Any]:
+    """The run's identity as stored in (and compared with) ``meta.json``.
+
+    ``hub_revision`` is the Hub commit the weights came from: two revisions of one model are
+    two settings, never mixed in one folder.
+    """
     spec = extractor.spec
     return {
         "model": spec.name,
         "weights_sha256": weights_sha,
+        "hub_revision": hub_revision,
         "precision": extractor.precision,
         "pooling": spec.pooling,
         "num_prefix_tokens": spec.num_prefix_tokens,
@@ -68,13 +82,48 @@ def fingerprint(extractor: FeatureExtractor, weights_sha: str) -> dict[str, Any]
     }
 
 
+def source_digest(source: TileSource, slide_id: str) -> str:
+    """sha256 of what a slide's features are computed from, read in one tile at most.
+
+    The tile ids (``coords``) and their count always; then the source's own revision when it
+    names one (a Hub dataset commit), else the first tile's pixels, unless the source is
+    streamed (``sequential``: a sample would cost a second pass over the slide).
+    """
+    coords = np.ascontiguousarray(np.asarray(source.coords(slide_id), dtype=np.int64))
+    digest = hashlib.sha256(f"{slide_id}:{len(coords)}:".encode())
+    digest.update(coords.tobytes())
+    described = describe_source(source)
+    revision = described.get("revision") if isinstance(described, dict) else None
+    if revision:
+        digest.update(f"revision:{revision}".encode())
+    elif len(coords) and not getattr(source, "sequential", False):
+        batches = source.iter_batches(slide_id, 1, 0)
+        try:
+            first = next(iter(batches))
+        finally:
+            close = getattr(batches, "close", None)
+            if callable(close):
+                close()
+        tile = np.ascontiguousarray(np.asarray(first.tiles[:1], dtype=np.uint8))
+        digest.update(f"tile:{tile.shape}".encode())
+        digest.update(tile.tobytes())
+    return digest.hexdigest()
+
+
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable ``key stored vs current`` for every fingerprint key that differs."""
+    """Human-readable ``key stored vs current`` for every fingerprint key that differs.
+
+    Keys the current fingerprint does not carry are not compared (a folder's fingerprint has
+    no ``source_digest``: that one is per slide).
+    """
     out = []
     for key in FINGERPRINT_KEYS:
-        if stored.get(key, "<missing>") != current.get(key):
-            old, new = stored.get(key, "<missing>"), current.get(key)
-            if key == "weights_sha256":
+        if key not in current:
+            continue
+        absent = None if key in _ABSENT_IS_NONE else "<missing>"
+        if stored.get(key, absent) != current.get(key):
+            old, new = stored.get(key, absent), current.get(key)
+            if key in ("weights_sha256", "source_digest", "hub_revision"):
                 old, new = str(old)[:12], str(new)[:12]
             out.append(f"{key} {old} (this run: {new})")
     return out
@@ -133,6 +182,9 @@ def build_meta(
         "tile_count": tile_count,
         "layers": layers,
         "hub_id": extractor.spec.hub_id,
+        "revision_requested": extractor.spec.revision,
+        "pooling_reason": extractor.spec.pooling_reason,
+        "precision_default": extractor.spec.dtype,
         "device": str(extractor.device),
         "batch_size": batch_size,
         "source": describe_source(source),
@@ -154,6 +206,7 @@ def pin_folder(out_root: Path, fp: dict[str, Any], overwrite: bool) -> None:
     """
     path = out_root / FOLDER_FINGERPRINT
     fd, tmp = tempfile.mkstemp(prefix=".fingerprint.", suffix=".tmp", dir=out_root)
+    apply_umask(tmp)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(fp, indent=2) + "\n")

@@ -14,7 +14,13 @@ from plismbench.data.base import TileSource
 from plismbench.errors import InputError
 from plismbench.extraction.claims import Claims
 from plismbench.extraction.config import ExtractConfig
-from plismbench.extraction.fingerprint import build_meta, differences, read_json, refuse
+from plismbench.extraction.fingerprint import (
+    build_meta,
+    differences,
+    read_json,
+    refuse,
+    source_digest,
+)
 from plismbench.extraction.layers import forward_with_layers
 from plismbench.extraction.precision import check_precision
 from plismbench.extraction.prefetch import Prefetcher
@@ -53,6 +59,13 @@ class Job:
         self.claims = Claims(cfg.stale_after_s)
         self.bar: Any = None
         self.tiles_task: Any = None
+        self._digests: dict[str, str] = {}
+
+    def slide_fp(self, slide_id: str) -> dict[str, Any]:
+        """The run's fingerprint plus this slide's ``source_digest`` (read once per run)."""
+        if slide_id not in self._digests:
+            self._digests[slide_id] = source_digest(self.source, slide_id)
+        return {**self.fp, "source_digest": self._digests[slide_id]}
 
     def holder(self, slide_id: str) -> str | None:
         return self.claims.holder(self.out_root / slide_id)
@@ -63,7 +76,7 @@ class Job:
         meta = read_json(meta_path)
         overwrite = self.cfg.overwrite
         if meta is not None and feats.exists():
-            diffs = differences(meta, self.fp)
+            diffs = differences(meta, self.slide_fp(slide_dir.name))
             if diffs:
                 if not overwrite:
                     raise refuse(meta_path, diffs)
@@ -78,7 +91,7 @@ class Job:
             return "redo", self.layers if overwrite else sorted(set(self.layers) | set(have))
         if feats.exists():
             state = read_json(slide_dir / PARTIAL / "state.json")
-            if state is not None and not differences(state, self.fp):
+            if state is not None and not differences(state, self.slide_fp(slide_dir.name)):
                 return "todo", self.layers  # this setting was interrupted while finishing
             if read_json(meta_path) is not None:
                 return self.status(slide_dir)  # another process finished it meanwhile
@@ -124,7 +137,7 @@ class Job:
         coords = np.asarray(self.source.coords(slide_id), dtype=np.int64)
         n_rows = len(coords)
         partial = slide_dir / PARTIAL
-        state = {**self.fp, "layers": layers}
+        state = {**self.slide_fp(slide_id), "layers": layers}
         start = resume_row(partial, state, ex.embed_dim, layers, cfg.overwrite)
         if start > n_rows:
             shutil.rmtree(partial, ignore_errors=True)
@@ -171,8 +184,15 @@ class Job:
         for layer, array in stacks.items():
             save_npy(slide_dir / LAYERS / str(layer) / FEATURES, array)
         meta = build_meta(
-            self.fp, self.extractor, slide_id, len(features), layers, self.source,
+            self.slide_fp(slide_id), self.extractor, slide_id, len(features), layers, self.source,
             self.cfg.batch_size,
         )  # fmt: skip
+        if self.result.worst_cosine is not None:  # --check-precision ran in this run
+            meta["precision_check"] = {
+                "precision": self.extractor.precision,
+                "against": "fp32",
+                "worst_cosine": self.result.worst_cosine,
+                "threshold": self.cfg.precision_threshold,
+            }
         write_json(slide_dir / META, meta)
         shutil.rmtree(partial, ignore_errors=True)

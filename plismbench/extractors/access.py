@@ -10,10 +10,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from plismbench.data.hub import endpoint, offline, unreachable
+from plismbench.data.hub import _PROXY_VARS, endpoint, offline, unreachable
 from plismbench.errors import InputError
+
+if TYPE_CHECKING:
+    from plismbench.extractors.spec import ExtractorSpec
 
 
 def _status(exc: BaseException) -> int | None:
@@ -140,3 +148,59 @@ def check_model_access(label: str, hub_id: str | None, gated: bool) -> None:
         if is_hub_error(exc):
             raise hub_error(label, hub_id, gated, exc) from None
         raise
+
+
+def url_weights_path(spec: ExtractorSpec) -> Path | None:
+    """Where ``torch.hub`` caches a URL-hosted checkpoint (``None`` for Hub or local models)."""
+    if not spec.url or spec.hub_id:
+        return None
+    import torch.hub
+
+    name = spec.weights_file or os.path.basename(urlsplit(spec.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def check_url_weights(spec: ExtractorSpec, timeout: float = 5.0) -> None:
+    """Before long work: a URL-hosted checkpoint is cached, or its host answers (no download)."""
+    cached = url_weights_path(spec)
+    if cached is None or cached.is_file():
+        return
+    url = urlsplit(spec.url or "")
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    why = None
+    if not any(os.environ.get(v) for v in _PROXY_VARS):
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except socket.gaierror as exc:
+            why = f"cannot resolve {host}: {exc.strerror or exc}"
+        except TimeoutError:
+            why = f"no answer from {host}:{port} in {timeout:g} s"
+        except OSError as exc:
+            why = f"{host}:{port}: {exc.strerror or exc}"
+    if why:
+        raise InputError(
+            f"model {spec.name!r}: its weights are not cached ({cached}) and {spec.url} cannot "
+            f"be reached ({why}); download the file to that path"
+        )
+
+
+def resolved_revision(spec: ExtractorSpec) -> str | None:
+    """The Hub commit a loaded model came from (read from the local cache), or ``None``.
+
+    A 40-hex ``--revision`` is the commit itself; a branch or tag is resolved through the
+    cache's ``refs/`` file, which ``huggingface_hub`` writes on every download.
+    """
+    if not spec.hub_id:
+        return None
+    rev = spec.revision or "main"
+    if len(rev) == 40 and all(c in "0123456789abcdef" for c in rev.lower()):
+        return rev.lower()
+    from huggingface_hub import constants
+
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{spec.hub_id.replace('/', '--')}" / "refs" / rev
+    try:
+        text = ref.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from plismbench.extractors.spec import ExtractorSpec
+from plismbench.extractors.loaders import TimmBackbone
+from plismbench.extractors.spec import IMAGENET_MEAN, IMAGENET_STD, ExtractorSpec
 
 #: Ruifrok & Johnston (2001) optical-density vectors of haematoxylin, eosin and DAB (rows),
 #: as in ``skimage.color.rgb_from_hed``; the stain matrix is its inverse (not row-normalised).
@@ -106,6 +107,39 @@ def _hed_loader(
 #: The histogram modules read raw uint8 tiles: no normalisation, no resize.
 _RAW: dict[str, Any] = {"normalise": False}
 
+
+def _random_vit_loader(
+    spec: ExtractorSpec, *, pretrained: bool, **overrides: Any
+) -> torch.nn.Module:
+    """ViT-Tiny/16 at 112 px with random weights from a fixed seed (same features every run)."""
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = timm.create_model(
+            "vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=112, **overrides
+        )
+    return TimmBackbone(model, tokens=True)
+
+
+#: Random weights, clearly labelled: shows what an untrained network scores.
+_RANDOM_VIT = ExtractorSpec(
+    name="vit-tiny-random",
+    loader=_random_vit_loader,
+    embed_dim=192,
+    pooling="cls",
+    num_prefix_tokens=1,
+    input_size=112,
+    resize=112,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    dtype="fp32",
+    params_m=5.5,
+    licence="n/a (random weights, seed 0)",
+    description="Demo: timm ViT-Tiny/16 at 112 px with RANDOM weights (seed 0), not trained.",
+)
+
+
 BASELINES: tuple[ExtractorSpec, ...] = (
     ExtractorSpec(
         name="rgb-histogram",
@@ -142,4 +176,7 @@ BASELINES: tuple[ExtractorSpec, ...] = (
         ),
         **_RAW,
     ),
+    _RANDOM_VIT,
 )
+#: The offline demo's random-weight ViT (``run`` with no model), a registry entry.
+RANDOM_VIT = _RANDOM_VIT

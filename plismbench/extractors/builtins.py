@@ -6,8 +6,10 @@ and the reference benchmark (owkin/plism-benchmark); parameter counts are the ar
 :func:`dataclasses.replace` of one base, and each architecture is declared once
 (:class:`~plismbench.extractors.archs.TimmArch` / :class:`~plismbench.extractors.archs.HFArch`).
 
-Precision: the reference autocasts every model in fp16 on a GPU, so ``dtype="fp16"`` here;
-``extract --precision`` overrides it (see docs/extract.md for the measured differences).
+Precision: the reference autocasts its models in fp16 on a GPU, so ``dtype="fp16"`` here,
+except CONCH and PLIP: it calls their ``.module.encode_image`` / ``.module.get_image_features``,
+which bypass its autocast wrapper, so they run in fp32 there and here. ``extract --precision``
+overrides it (see docs/extract.md for the measured differences).
 """
 
 from __future__ import annotations
@@ -304,6 +306,7 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         _BASE,
         name="conch",
         loader=conch_loader,
+        dtype="fp32",  # the reference calls .module.encode_image, past its fp16 autocast
         embed_dim=512,
         pooling="model",
         mean=OPENAI_CLIP_MEAN,
@@ -346,6 +349,7 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
     replace(
         _HF,
         name="plip",
+        dtype="fp32",  # the reference calls .module.get_image_features, past its autocast
         embed_dim=512,
         pooling="model",
         mean=OPENAI_CLIP_MEAN,
@@ -517,3 +521,31 @@ BUILTINS: tuple[ExtractorSpec, ...] = (
         ),
     ),
 )
+
+#: Why each built-in pools as it does (``plismbench models`` shows it).
+_POOLING_REASONS = {
+    "h0-mini": "reference: the CLS token (its leaderboard entry)",
+    "h0-mini-cls-mean": "variant: CLS + mean of patch tokens (registers excluded)",
+    "h-optimus-0": "card: the CLS token (timm global_pool='token')",
+    "h-optimus-1": "card: the CLS token (timm global_pool='token')",
+    "uni": "card: the model's CLS output",
+    "uni2-h": "card: the model's CLS output",
+    "virchow": "card: CLS concatenated with the mean of the patch tokens",
+    "virchow2": "card: CLS concatenated with the mean of the patch tokens (registers excluded)",
+    "prov-gigapath": "card: the model's CLS output",
+    "phikon": "card and reference: CLS of the last hidden state",
+    "phikon-v2": "card and reference: CLS of the last hidden state",
+    "conch": "reference: encode_image without the contrastive projection",
+    "conch-v1.5": "authors: the image encoder's output (TITAN return_conch)",
+    "plip": "reference: get_image_features (the CLIP projection)",
+    "gpfm": "reference: the CLS token",
+    "hibou-b": "reference: CLS of the last hidden state",
+    "hibou-l": "reference: CLS of the last hidden state",
+    "kaiko-vit-b8": "reference: the CLS token",
+    "kaiko-vit-l14": "reference: the CLS token",
+    "midnight-12k": "card (kaiko.ai): CLS concatenated with the mean of the patch tokens",
+    "lunit-vit-s8": "reference: the CLS token",
+    "dinov2-vit-g14": "reference: the CLS token",
+}
+BUILTINS = tuple(replace(s, pooling_reason=_POOLING_REASONS.get(s.name, "")) for s in BUILTINS)
+

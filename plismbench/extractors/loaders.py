@@ -70,7 +70,8 @@ def timm_loader(spec: ExtractorSpec, *, pretrained: bool, **overrides: Any) -> t
         if not spec.hub_id:
             raise InputError(f"model {spec.name!r} declares no Hub id to load weights from")
         card = arch.card_kwargs() if arch is not None else {}
-        model = timm.create_model(f"hf-hub:{spec.hub_id}", pretrained=True, **{**card, **overrides})
+        name = f"hf-hub:{spec.hub_id}" + (f"@{spec.revision}" if spec.revision else "")
+        model = timm.create_model(name, pretrained=True, **{**card, **overrides})
     else:
         if arch is None:
             raise InputError(

@@ -48,7 +48,9 @@ def transformers_loader(
     arch = spec.hf if spec.hf is not None else HFArch()
     cls = getattr(transformers, arch.model_class)
     if pretrained:
-        model = cls.from_pretrained(spec.hub_id, trust_remote_code=arch.trust_remote_code)
+        model = cls.from_pretrained(
+            spec.hub_id, trust_remote_code=arch.trust_remote_code, revision=spec.revision
+        )
         if arch.post is not None:
             model = arch.post(model)
     else:

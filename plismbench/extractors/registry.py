@@ -146,8 +146,9 @@ def _ensure_builtins() -> None:
         _STATE["builtins"] = True
         from plismbench.extractors.baselines import BASELINES
         from plismbench.extractors.builtins import BUILTINS
+        from plismbench.extractors.recent import RECENT
 
-        for spec in (*BUILTINS, *BASELINES):
+        for spec in (*BUILTINS, *RECENT, *BASELINES):
             _add(spec, overwrite=True)
 
 

@@ -56,6 +56,8 @@ class ExtractorSpec:
     embed_dim: int
     #: How tokens become one vector per tile.
     pooling: Pooling = "cls"
+    #: Why ``pooling`` is the default, in the card's or the authors' words (``models`` shows it).
+    pooling_reason: str = ""
     #: CLS plus register tokens; the patch-token mean starts after them.
     num_prefix_tokens: int = 1
     #: Square input side the model sees.
@@ -73,9 +75,17 @@ class ExtractorSpec:
     #: Parameter count in millions (approximate, from the model card).
     params_m: float | None = None
     hub_id: str | None = None
+    #: Hub revision (branch, tag or commit) to load; ``None`` is ``main``. ``extract
+    #: --revision`` sets it; the resolved commit is recorded in ``meta.json``.
+    revision: str | None = None
     url: str | None = None
     gated: bool = False
     licence: str = "see model card"
+    #: Machine-readable restrictions of the licence: ``non-commercial``, ``no-derivatives``,
+    #: ``no-replicating-training`` (no training of models that replicate it: distillation),
+    #: ``see-licence``. ``distill --teacher`` refuses ``no-replicating-training`` teachers
+    #: unless the user accepts the licence.
+    licence_restrictions: tuple[str, ...] = ()
     citation: str = ""
     aliases: tuple[str, ...] = ()
     #: Import names of optional packages the loader needs, with the install hint.
@@ -115,6 +125,7 @@ class ExtractorSpec:
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         data["requires"] = [pkg for pkg, _ in self.requires]
+        data["licence_restrictions"] = list(self.licence_restrictions)
         data["page"] = self.page
         return data
 

@@ -1,8 +1,9 @@
 """The reference leaderboard's published scores, shipped as data, and a run beside them.
 
-``published.json`` holds the table of the owkin/plism-benchmark README ("On 03/03/2025",
-8,139 tiles per slide, 4,095 slide pairs) with our registry's model names. The figures
-are rounded to 3 decimals as published; see ``docs/published.md`` for the agreement to
+``published.json`` holds the table of the owkin/plism-benchmark README (16 models: the
+"On 03/03/2025" table plus GenBio-PathFM, added at #2 in April 2026; 8,139 tiles per slide,
+4,095 slide pairs) with our registry's model names and the upstream commit it was read at.
+The figures are rounded to 3 decimals as published; see ``docs/published.md`` for the agreement to
 expect and why a faithful run can differ.
 """
 
@@ -45,8 +46,8 @@ def published_table() -> pl.DataFrame:
 
 
 def normalise(name: str) -> str:
-    """Folder names match loosely: case, ``_`` vs ``-`` (the reference writes ``h0_mini``)."""
-    return name.strip().lower().replace("_", "-")
+    """Names match loosely: case, and ``_``, spaces and ``-`` alike (``h0_mini``, ``Phikon v2``)."""
+    return "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
 
 
 def beside_published(board: pl.DataFrame) -> pl.DataFrame:
@@ -93,13 +94,14 @@ def published_rich(board: pl.DataFrame, n_tiles: int) -> Any:
     table.add_column("Model")
     for v in VALUES:
         table.add_column(LABELS[v], justify="right")
-    mine = {normalise(r["model"]): r for r in beside_published(board).iter_rows(named=True)}
+    runs: dict[str, list[dict[str, Any]]] = {}  # keyed by the published row each run matched
+    for r in beside_published(board).iter_rows(named=True):
+        runs.setdefault(r["published_name"], []).append(r)
     for ref in published_table().iter_rows(named=True):
         table.add_row(
             f"#{ref['rank']}", ref["published_name"], *(f"{ref[v]:.3f}" for v in VALUES)
         )
-        run = mine.get(normalise(ref["model"]))
-        if run is not None:
+        for run in runs.get(ref["published_name"], []):
             cells = []
             for v in VALUES:
                 value, diff = run[v], run[f"{v}_diff"]
@@ -107,7 +109,8 @@ def published_rich(board: pl.DataFrame, n_tiles: int) -> Any:
                 cells.append(f"{value:.3f} ({diff:+.3f})" if ok else "n/a")
             table.add_row("", f"  this run: {run['model']}", *cells, style="bold cyan")
     note = (
-        f"Source: {src['source']}. This run's value (difference to the published one). "
+        f"Source: {src['url']} (read {src['read_on']}; docs/published.md). "
+        "This run's value (difference to the published one). "
         "A faithful run differs by the reference's 3-decimal rounding, its float16 "
         "similarities and its self-match exclusion: docs/published.md says what to expect."
     )

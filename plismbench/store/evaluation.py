@@ -122,6 +122,9 @@ class RunRecord:
     pairs_computed: int | None = None
     elapsed_s: float | None = None
     finished_at: str | None = None
+    #: The Hub commits of the weights and of the tiles (from meta.json), when shared by all.
+    model_hub_revision: str | None = None
+    dataset_revision: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -13,6 +13,22 @@ from typing import Any
 import numpy as np
 
 
+def _umask() -> int:
+    """The process umask: from ``/proc`` where it can be read without changing it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore (a brief process-wide change)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike[str], directory: bool = False) -> None:
+    """Give a ``mkstemp``/``mkdtemp`` file (always 0600/0700) the mode ``open`` would give."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -24,6 +40,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    apply_umask(tmp_path)  # mkstemp creates 0600 whatever the umask; others must read results
     try:
         yield tmp_path
         os.replace(tmp_path, target)

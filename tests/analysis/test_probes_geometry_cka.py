@@ -107,11 +107,11 @@ def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float((kx * ky).sum() / (np.linalg.norm(kx) * np.linalg.norm(ky)))
 
 
-def test_linear_cka_equals_gram_form_and_is_rotation_invariant() -> None:
+def test_biased_linear_cka_equals_gram_form_and_is_rotation_invariant() -> None:
     rng = np.random.default_rng(7)
     x = rng.standard_normal((60, 9))
     y = x[:, :5] @ rng.standard_normal((5, 7)) + 0.5 * rng.standard_normal((60, 7))
-    assert cka.linear_cka(x, y) == pytest.approx(gram_cka(x, y))
+    assert cka.linear_cka(x, y, debiased=False) == pytest.approx(gram_cka(x, y))
     q, _ = np.linalg.qr(rng.standard_normal((9, 9)))
     assert cka.linear_cka(x, 3.0 * x @ q) == pytest.approx(1.0)
 

@@ -49,6 +49,8 @@ def test_download_then_resume(hub_env: dict[str, str], fake_hub: FakeHub, tmp_pa
     for f in ("GIV_AT2_to_GMH_S60.tif.h5", name):
         assert (out / f).read_bytes() == (src / f).read_bytes()
     assert not (out / "GM_AT2_to_GMH_S60.tif.h5").exists()
+    recorded = json.loads((out / ".plism-revision.json").read_text())  # the dataset commit
+    assert recorded["repo_id"] == H5_REPO and recorded["revision"]
     # huggingface_hub retried the dropped transfer (from the last 10 MB chunk it wrote; here 0).
     assert len(fake_hub.served(name)) == 2
 

@@ -99,7 +99,7 @@ def test_learn_heads_then_distil(he_tiles: Path, tmp_path: Path) -> None:
     corpus = he_tiles / "GIV_AT2_to_GMH_S60.tif"
     distill(TEACHER, output_dir=run, corpus=corpus, teacher_heads="learn", learn_heads_steps=2,
             steps=1, **options)  # fmt: skip
-    learnt = torch.load(run / "teacher_heads.pt", weights_only=True)
+    learnt = torch.load(run / "teacher_heads.pt", weights_only=True)["heads"]
     assert learnt["dino_head.last_layer.weight_v"].shape[0] == 32
     random = random_teacher_heads(384, 32, seed=1).state_dict()
     assert not torch.equal(learnt["dino_head.mlp.0.weight"], random["dino_head.mlp.0.weight"])

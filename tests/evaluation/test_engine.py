@@ -81,7 +81,8 @@ def test_identical_slides_score_one(tmp_path: Path) -> None:
 def test_outputs_and_their_columns(tmp_path: Path) -> None:
     slides = plism_like(np.random.default_rng(2), n=30)
     write_store(tmp_path / "f", "m", slides)
-    meta = {"model": "m", "precision": "fp32"}
+    meta = {"model": "m", "precision": "fp32", "hub_revision": "a" * 40,
+            "source": {"type": "h5", "revision": "b" * 40}}  # fmt: skip
     for name in slides:
         (tmp_path / "f" / "m" / name / "meta.json").write_text(json.dumps(meta))
     res = evaluate("m", tmp_path / "f", tmp_path / "out", progress=False)
@@ -116,6 +117,8 @@ def test_outputs_and_their_columns(tmp_path: Path) -> None:
         "cross-scanner", "cross-staining", "cross-scanner-cross-staining", "all",
     ]  # fmt: skip
     assert json.loads((out / "provenance.json").read_text()) == {s: meta for s in slides}
+    run = json.loads((out / "run.json").read_text())  # the weights' and the tiles' commits
+    assert (run["model_hub_revision"], run["dataset_revision"]) == ("a" * 40, "b" * 40)
     assert "Median [95% CI] (IQR)" in (out / "results.md").read_text()
     # every aggregate has its interval (bootstrap over stainings and scanners), around it
     ci = ["median_ci_low", "median_ci_high"]  # IQRs have none (docs/statistics.md)

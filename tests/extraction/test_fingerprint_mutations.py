@@ -57,7 +57,26 @@ def test_precision_and_weights_are_differences() -> None:
 
 
 def test_a_key_missing_from_an_old_meta_is_a_difference() -> None:
-    current = _fp(get_extractor("h0-mini"))
+    current = {**_fp(get_extractor("h0-mini")), "source_digest": "c" * 64}  # a slide's
+    current["hub_revision"] = "e" * 40
     for key in FINGERPRINT_KEYS:
         stored = {k: v for k, v in current.items() if k != key}
         assert [d.split(" ")[0] for d in differences(stored, current)] == [key]
+
+
+def test_the_source_digest_is_a_difference_per_slide_not_per_folder() -> None:
+    base = _fp(get_extractor("h0-mini"))
+    slide = {**base, "source_digest": "c" * 64}
+    assert [d.split(" ")[0] for d in differences(slide, {**base, "source_digest": "d" * 64})] == [
+        "source_digest"
+    ]
+    assert differences(slide, base) == []  # the folder's fingerprint carries no source
+
+
+def test_a_meta_without_hub_revision_matches_a_model_not_from_the_hub() -> None:
+    base = _fp(get_extractor("h0-mini"))  # hub_revision None: not resolved
+    old = {k: v for k, v in base.items() if k != "hub_revision"}
+    assert differences(old, base) == []
+    assert [d.split(" ")[0] for d in differences(old, {**base, "hub_revision": "f" * 40})] == [
+        "hub_revision"
+    ]

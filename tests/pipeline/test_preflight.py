@@ -107,3 +107,65 @@ def test_run_streaming_offline_is_one_line(tmp_path: Path) -> None:
     res = CliRunner(env={"HF_HUB_OFFLINE": "1"}).invoke(app, [*args, "--out-dir", str(tmp_path)])
     assert res.exit_code == 2, res.output
     assert "--source streaming needs the Hugging Face Hub, but HF_HUB_OFFLINE is set" in res.output
+
+
+def test_run_without_an_optional_package_fails_before_downloading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --model conch`` without the ``conch`` package: one line, no data stage."""
+    import importlib.util
+
+    if importlib.util.find_spec("conch") is not None:
+        pytest.skip("conch is installed here")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--model", "conch", "--out-dir", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "optional package 'conch'" in res.output and res.output.count("\n") == 1
+    assert not (out / "data").exists()
+
+
+def test_run_with_unreachable_url_weights_fails_before_downloading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """URL-hosted weights (gpfm, lunit) not cached and their host down: one line first."""
+    import socket
+    from dataclasses import replace
+
+    from plismbench.errors import InputError
+    from plismbench.extractors.registry import get_extractor
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = replace(get_extractor("lunit-vit-s8"), url=f"http://127.0.0.1:{port}/w.torch")
+    with pytest.raises(InputError, match=r"lunit-vit-s8.*not cached.*cannot be reached"):
+        pipeline.preflight([spec], "synthetic", tmp_path / "out", "cpu")
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "lunit_vit_s8.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x")
+    pipeline.preflight([spec], "synthetic", tmp_path / "out", "cpu")  # cached: no probe
+
+
+def test_run_does_not_take_demo_features_for_real_ones(tmp_path: Path) -> None:
+    """Synthetic tiles carry the real slide ids: a later ``--source hub`` run must extract."""
+    import json
+
+    from plismbench.data.catalogue import plism_slide_ids
+    from plismbench.extractors.registry import get_extractor
+
+    spec, out = get_extractor("rgb-histogram"), tmp_path / "out"
+    slides = plism_slide_ids()[:2]
+    demo = pipeline._expected_source("synthetic", out)
+    for sid in slides:
+        folder = out / "features" / spec.folder / sid
+        folder.mkdir(parents=True)
+        (folder / "features.npy").write_bytes(b"")
+        meta = {"model": spec.name, "precision": "fp32", "source": demo}
+        (folder / "meta.json").write_text(json.dumps(meta))
+    model_dir = out / "features" / spec.folder
+    assert pipeline._features_complete(model_dir, slides, spec, "cpu", demo)
+    real = pipeline._expected_source("hub", out)
+    assert not pipeline._features_complete(model_dir, slides, spec, "cpu", real)

@@ -42,7 +42,8 @@ META = {
     "pooling": "cls",
     "precision": "fp32",
     "weights_sha256": "ab" * 32,
-    "source": {"kind": "folder", "path": "/data/plism"},
+    "hub_revision": "c" * 40,
+    "source": {"kind": "folder", "path": "/data/plism", "revision": "d" * 40},
     "versions": {"torch": "2.5.0", "timm": "1.0.11"},
     "tile_count": N_TILES,
 }

@@ -36,6 +36,8 @@ def test_exports_and_bundles(report_html: Path, metrics_dir: Path) -> None:
         assert {"median_ci_low", "median_ci_high"} <= set(bundle["results"][0])
     good = json.loads((metrics_dir / "24_tiles" / "good" / "results.json").read_text())
     assert good["weights_sha256"] == "ab" * 32 and good["dataset"]["source"]["path"]
+    # the weights' and the tiles' commits (meta.json hub_revision, source revision)
+    assert (good["model_hub_revision"], good["dataset"]["revision"]) == ("c" * 40, "d" * 40)
 
 
 def test_leaderboard_table_is_3_decimals_with_intervals(report_html: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,17 @@ from plismbench.extractors.registry import get_extractor
 from plismbench.stats.published import beside_published, published_source, published_table
 
 
-def test_published_table_is_the_readme_of_2025_03_03() -> None:
+def test_published_table_is_the_readme_with_genbio_pathfm_at_2() -> None:
     src = published_source()
-    assert src["date"] == "2025-03-03" and src["n_tiles"] == 8139 and "owkin/plism-benchmark" in (
-        src["source"]
-    )
+    assert src["n_tiles"] == 8139 and "owkin/plism-benchmark" in src["source"]
+    assert src["upstream_commit"]["15_rows"].startswith("b4f32b7") and src["read_on"]
     table = published_table()
-    assert table.height == 15 and table["rank"].to_list() == list(range(1, 16))
+    assert table.height == 16 and table["rank"].to_list() == list(range(1, 17))
     rows = {r["model"]: r for r in table.iter_rows(named=True)}
+    genbio = rows["genbio-pathfm"]
+    assert genbio["rank"] == 2 and genbio["published_name"] == "GenBio-PathFM"
+    assert [genbio[c] for c in table.columns[3:]] == [0.768, 0.709, 0.408, 0.203, 0.522]
+    assert rows["conch"]["rank"] == 3 and rows["hibou-l"]["rank"] == 16
     h0 = rows["h0-mini"]
     assert (h0["cosine_similarity_all"], h0["top_10_cross_scanner"]) == (0.800, 0.864)
     assert (h0["top_10_cross_staining"], h0["top_10_cross_scanner_cross_staining"]) == (
@@ -51,6 +55,23 @@ def test_run_beside_published_row(tmp_path: Path) -> None:
         app, ["leaderboard", "--metrics-dir", str(tmp_path / "m"), "--published"]
     )
     assert res.exit_code == 0, res.output
-    assert "Published leaderboard (2025-03-03, 8,139 tiles)" in res.output
+    assert "Published leaderboard (2026-04, 8,139 tiles)" in res.output
     assert "this run: h0_mini" in res.output and "H-Optimus-0" in res.output
     assert f"({row['leaderboard_metric_diff']:+.3f})" in res.output
+
+
+def test_every_published_row_is_printed_including_names_with_spaces(tmp_path: Path) -> None:
+    """16 rows, GenBio-PathFM #2 with 0.522; runs named like 'Phikon v2' keep their row."""
+    rng = np.random.default_rng(1)
+    base = tmp_path / "m" / "8139_tiles"
+    for folder in ("Phikon v2", "Hibou Large", "h0_mini"):
+        write_evaluation(base / folder, synthetic_metrics(pairs_frame(3, 3), rng, 0.5))
+    res = CliRunner(env={"COLUMNS": "250"}).invoke(
+        app, ["leaderboard", "--metrics-dir", str(tmp_path / "m"), "--published"]
+    )
+    assert res.exit_code == 0, res.output
+    published = [line for line in res.output.splitlines() if re.search(r"│\s+#\d+\s+│", line)]
+    assert len(published) == 16
+    assert re.search(r"#2\s+│\s+GenBio-PathFM.*0\.522", published[1])
+    for name in ("Phikon v2", "Hibou Large", "h0_mini"):
+        assert f"this run: {name}" in res.output, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,7 +31,13 @@ class H5Source(_Source):
 
     def describe(self) -> dict[str, Any]:
         """What ``meta.json`` records as the source."""
-        return {"type": "h5", "download_dir": str(self.root.resolve())}
+        out: dict[str, Any] = {"type": "h5", "download_dir": str(self.root.resolve())}
+        try:  # the dataset commit, when ``download`` fetched these files
+            recorded = json.loads((self.root / ".plism-revision.json").read_text("utf-8"))
+            out.update(repo_id=recorded["repo_id"], revision=recorded["revision"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return out
 
     def _list_slides(self) -> list[str]:
         return sorted(

@@ -19,11 +19,22 @@ __all__ = ["open_corpus"]
 
 _SHARDS = {".parquet": "parquet", ".tar": "tar", ".h5": "h5", ".hdf5": "h5"}
 _GLOB = set("*?[")
+#: Compressed tar names: refused (tiles are read by offset).
+_COMPRESSED_TAR = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst")
+
+
+def _refuse_compressed(path: Path) -> None:
+    if path.name.lower().endswith(_COMPRESSED_TAR):
+        raise InputError(
+            f"{path}: a compressed tar cannot be read by offset; decompress it to an "
+            f"uncompressed .tar shard (e.g. gunzip {path.name}) or pass a folder of images"
+        )
 
 
 def _first_kind(root: Path) -> str | None:
     """The kind of the first recognised file under ``root`` (sorted walk, hidden skipped)."""
-    for _, dirs, files in os.walk(root):
+    compressed = None
+    for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(f for f in files if not f.startswith(".")):
             suffix = os.path.splitext(name)[1].lower()
@@ -31,6 +42,10 @@ def _first_kind(root: Path) -> str | None:
                 return _SHARDS[suffix]
             if suffix in IMAGE_SUFFIXES:
                 return "folder"
+            if compressed is None and name.lower().endswith(_COMPRESSED_TAR):
+                compressed = Path(folder) / name
+    if compressed is not None:
+        _refuse_compressed(compressed)
     return None
 
 
@@ -57,6 +72,8 @@ def open_corpus(spec: str | Path | TileSource, *, image_column: str = "image") -
     path = Path(spec)
     if not path.exists() and _GLOB & set(text):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        for f in files[:1]:
+            _refuse_compressed(f)
         kinds = {_SHARDS.get(f.suffix.lower()) for f in files}
         if not files or None in kinds or len(kinds) != 1:
             raise InputError(
@@ -66,6 +83,7 @@ def open_corpus(spec: str | Path | TileSource, *, image_column: str = "image") -
         root = Path(os.path.commonpath([str(f.parent) for f in files]))
         corpus = _build(kinds.pop(), files, root, text, image_column)  # type: ignore[arg-type]
     elif path.is_file():
+        _refuse_compressed(path)
         kind = _SHARDS.get(path.suffix.lower())
         if kind is None:
             raise InputError(
