@@ -35,7 +35,7 @@ from featurestore import write
 
 from plismbench.analysis import geometry, neighbours, pathorob, probes, variance
 from plismbench.analysis.compute import RI_MAX_LOCATIONS, sample_positions
-from plismbench.analysis.design import crossed_design
+from plismbench.store.design import crossed_design
 from plismbench.store.features import FeatureStore
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from plismbench.stats.bootstrap import Bootstrap, resampled_units
-from plismbench.stats.design import Design, design_from_metrics
+from plismbench.store.design import Design, design_from_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' fixtures
 from synthetic import pairs_frame
@@ -36,8 +36,8 @@ STAINING_SD, SCANNER_SD, SLIDE_SD, PAIR_SD = 0.07, 0.02, 0.02, 0.03
 
 def simulate(d: Design, rng: np.random.Generator, n: int) -> np.ndarray:
     """(n, n_pairs) top-10-like values of one model (centred at 0.5)."""
-    sa, sb = d.slide_staining[d.pair_a], d.slide_staining[d.pair_b]
-    ca, cb = d.slide_scanner[d.pair_a], d.slide_scanner[d.pair_b]
+    sa, sb = d.staining_of[d.pair_a], d.staining_of[d.pair_b]
+    ca, cb = d.scanner_of[d.pair_a], d.scanner_of[d.pair_b]
     st = rng.normal(0, STAINING_SD, (n, len(d.stainings)))
     sc = rng.normal(0, SCANNER_SD, (n, len(d.scanners)))
     sl = rng.normal(0, SLIDE_SD, (n, len(d.slides)))
@@ -50,7 +50,7 @@ def squared_weights_bootstrap(d: Design) -> Bootstrap:
     slides' (a unit shared by the two slides counted squared)."""
     boot = Bootstrap(d)
     stain, scan = resampled_units(d, boot.n_boot, boot.seed)
-    slide = stain[:, d.slide_staining] * scan[:, d.slide_scanner]
+    slide = stain[:, d.staining_of] * scan[:, d.scanner_of]
     old = slide[:, d.pair_a] * slide[:, d.pair_b]
     compact = boot._compact.copy()
     compact[: boot.n_boot, :-1] = old

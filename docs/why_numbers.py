@@ -26,8 +26,8 @@ def floors() -> str:
     """What structureless or unrelated inputs give: the floor under every reading."""
     from plismbench.analysis import cka, neighbours, variance
     from plismbench.analysis.compute import compare
-    from plismbench.analysis.design import crossed_design
     from plismbench.data.catalogue import SlideName
+    from plismbench.store.design import crossed_design
 
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((460, 1536)), rng.standard_normal((460, 1536))

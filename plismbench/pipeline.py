@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from plismbench.data.catalogue import N_TILES, plism_slide_ids
+from plismbench.data.datasets import DatasetSpec
 from plismbench.data.sources import open_source
 from plismbench.errors import InputError
 from plismbench.extractors.baselines import RANDOM_VIT
@@ -73,6 +74,7 @@ def run(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     distill_demo: bool = False,
+    dataset: str = "plism",
 ) -> RunResult:
     """Run the whole benchmark and return the leaderboard and the report's path.
 
@@ -80,11 +82,13 @@ def run(
     ``"streaming"``, ``"synthetic"`` (the demo data), or a local folder of h5 files,
     parquet files, or ``<slide_id>/<tile_id>.png`` images. With neither ``models`` nor
     ``source``, the offline demo runs; ``distill_demo`` adds to it a student distilled
-    from the demo's random ViT (``<output>/distill/``).
+    from the demo's random ViT (``<output>/distill/``). ``dataset``: ``plism``, or ``scorpion``
+    (whose ``source`` is ``synthetic``, the offline SCORPION-shaped demo, or its folder).
     """
     say = log or (lambda message: None)
     out = Path(output_dir)
     demo = not models and source is None
+    dataset_spec = _dataset(dataset, source, distill_demo)
     if demo:
         source = "synthetic"
         models = list(DEMO_MODELS)
@@ -101,7 +105,9 @@ def run(
     folders = [s.folder for s in specs]
     timings: dict[str, float] = {}
     features_dir, metrics_dir = out / "features", out / "metrics"
-    expected = plism_slide_ids() if source in ("synthetic", "hub", "streaming") else None
+    expected = dataset_spec.unit_ids() if source in ("synthetic", "hub", "streaming") else None
+    if dataset_spec.name != "plism" and source == "synthetic":
+        expected = None  # the SCORPION demo holds fewer samples than the real one
     made_from = _expected_source(str(source), out)
     todo = [
         s
@@ -122,7 +128,7 @@ def run(
             say(f"extract: {spec.name} (reused: every slide is done)")
     if todo:
         t = time.perf_counter()
-        tiles = _open(str(source), out, say)
+        tiles = _open(str(source), out, say, dataset_spec.name)
         timings["data"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -144,7 +150,7 @@ def run(
                     workers=workers if workers is not None else 2, progress=progress)  # fmt: skip
             timings["distill"] = time.perf_counter() - t
         if source == "synthetic" and not keep_data:
-            shutil.rmtree(out / "data" / "synthetic", ignore_errors=True)
+            shutil.rmtree(out / "data" / _synthetic_folder(dataset_spec.name), ignore_errors=True)
 
     if distill_demo:
         folders.append(get_extractor(str(student)).folder)
@@ -171,10 +177,14 @@ def run(
     # Stage 3b: why are some models more robust? (<output>/analysis/, reused when unchanged)
     from plismbench.analysis.stage import run_stage
 
-    t = time.perf_counter()
-    evaluated |= run_stage(folders, features_dir, out / "analysis", n_tiles=n_tiles,
-                           device=device, log=say)  # fmt: skip
-    timings["analyze"] = time.perf_counter() - t
+    if len(dataset_spec.factors) == 2:  # the decompositions need a staining x scanner grid
+        t = time.perf_counter()
+        evaluated |= run_stage(folders, features_dir, out / "analysis", n_tiles=n_tiles,
+                               device=device, log=say)  # fmt: skip
+        timings["analyze"] = time.perf_counter() - t
+    else:
+        n = len(dataset_spec.factors)
+        say(f"analyze: skipped ({dataset_spec.name} has {n} factor(s), it needs 2)")
 
     # Stages 4 and 5: leaderboard and report.
     board = leaderboard(metrics_dir, n_used)
@@ -286,8 +296,39 @@ def _features_complete(
     return True
 
 
-def _open(source: str, out: Path, say: Callable[[str], None]) -> Any:
+def _dataset(name: str, source: Any, distill_demo: bool) -> DatasetSpec:
+    """The dataset spec of ``--dataset``; non-PLISM runs read a synthetic or local SCORPION."""
+    from plismbench.data.datasets.manifest import resolve_dataset
+
+    spec = resolve_dataset(name)
+    if spec.name == "plism":
+        return spec
+    if spec.name != "scorpion":
+        raise InputError(f"--dataset {name}: run knows plism and scorpion so far")
+    if source in ("hub", "streaming"):
+        raise InputError(
+            f"--source {source}: SCORPION comes from Zenodo; run `plismbench download "
+            "--dataset scorpion` then give its folder as --source, or use synthetic"
+        )
+    if distill_demo:
+        raise InputError("--distill-demo runs on PLISM only")
+    return spec
+
+
+def _synthetic_folder(dataset: str) -> str:
+    return "synthetic" if dataset == "plism" else f"synthetic-{dataset}"
+
+
+def _open(source: str, out: Path, say: Callable[[str], None], dataset: str = "plism") -> Any:
     """A tile source for ``source``, making or downloading the data first if needed."""
+    if dataset == "scorpion":
+        from plismbench.data import scorpion
+
+        if source == "synthetic":
+            target = out / "data" / _synthetic_folder(dataset)
+            say(f"synth: a SCORPION-shaped demo (5 simulated scanners) into {target}")
+            return scorpion.source(scorpion.synth(target))
+        return scorpion.source(source)
     if source == "synthetic":
         return open_source(download_dir=_demo_data(out / "data" / "synthetic", say))
     if source == "hub":

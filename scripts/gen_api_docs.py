@@ -13,7 +13,7 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 #: Supporting modules documented after the functions (the types the functions return).
 MODULES = [
     ("Stored formats", ["plismbench.store.evaluation", "plismbench.store.features"]),
-    ("Statistics", ["plismbench.stats.bootstrap", "plismbench.stats.design",
+    ("Statistics", ["plismbench.stats.bootstrap", "plismbench.store.design",
                     "plismbench.stats.ranking", "plismbench.stats.multitest",
                     "plismbench.stats.published"]),
     ("Models", ["plismbench.extractors.spec"]),

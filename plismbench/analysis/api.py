@@ -34,10 +34,10 @@ from plismbench.analysis.compute import (
     compare,
     sample_positions,
 )
-from plismbench.analysis.design import Design, crossed_design
 from plismbench.analysis.layers import layer_store, parse_layers
 from plismbench.errors import InputError
 from plismbench.evaluation import subset
+from plismbench.store.design import Design, crossed_design
 from plismbench.store.features import FeatureStore
 from plismbench.utils.hashing import file_digest
 from plismbench.utils.io import atomic_path, write_json

@@ -10,7 +10,7 @@ import numpy as np
 
 from plismbench.analysis import cka as cka_mod
 from plismbench.analysis import geometry, neighbours, pathorob, probes, variance
-from plismbench.analysis.design import Design
+from plismbench.store.design import Design
 from plismbench.store.features import FeatureStore
 
 Row = dict[str, Any]

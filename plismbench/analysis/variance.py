@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plismbench.analysis.design import Design
+from plismbench.store.design import Design
 
 #: Components whose fractions sum to 1, in report order.
 MAIN_COMPONENTS: tuple[str, ...] = (
@@ -240,7 +240,7 @@ def decompose_array(x: np.ndarray) -> dict[str, float]:
         raise ValueError(f"expected (stainings, scanners, locations, d), got shape {x.shape}")
     n_st, n_sc, n_loc, dim = x.shape
     names = [SlideName(f"S{s}_C{c}", f"S{s}", f"C{c}") for s in range(n_st) for c in range(n_sc)]
-    from plismbench.analysis.design import crossed_design
+    from plismbench.store.design import crossed_design
 
     m = Moments(crossed_design(names, "array"), n_loc, dim)
     for i, (s, c) in enumerate((s, c) for s in range(n_st) for c in range(n_sc)):

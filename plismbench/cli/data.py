@@ -37,10 +37,15 @@ def download(
     expect_tiles: int = typer.Option(
         N_TILES, "--expect-tiles", help="Tiles each file must hold (0: do not check the count)."
     ),
+    dataset: str = typer.Option(
+        "plism", "--dataset", help="plism, scorpion (Zenodo), or a manifest .csv/.yaml to check."
+    ),
 ) -> None:
     """Download the PLISM h5 files (owkin/plism-dataset, ~2.5 GB each), resumably, then verify them.
 
     The Hub token comes from HF_TOKEN or `hf auth login`; run the same command again to resume.
+    `--dataset scorpion` fetches SCORPION from Zenodo instead (md5-checked, resumable); a
+    manifest is validated (nothing to download).
     """
     from plismbench.data.download import download as run
 
@@ -51,6 +56,7 @@ def download(
         workers=workers,
         revision=revision,
         n_tiles=expect_tiles or None,
+        dataset=dataset,
     )
     if not report.complete:
         raise InputError(report.summary() + "; run the same command again to resume")
@@ -83,11 +89,21 @@ def synth(
         help="Comma-separated: h5 (OUT/{slide}.h5), parquet (OUT/parquet/data/), "
         "folder (OUT/tiles/{slide}/{tile}.png).",
     ),
+    dataset: str = typer.Option(
+        "plism", "--dataset", help="plism, or scorpion (OUT/slide_{i}/sample_{j}/{scanner}.jpg)."
+    ),
 ) -> None:
-    """Write a synthetic registered PLISM: real H&E under simulated stainings and scanners."""
+    """Write a synthetic registered PLISM: real H&E under simulated stainings and scanners.
+
+    `--dataset scorpion` writes a SCORPION-shaped demo instead: 5 simulated scanners.
+    """
     from plismbench.data.synth import synth as run
 
     out = require(renamed(out_dir, out_old, "--out", "--out-dir"), "--out-dir")
+    if dataset.lower() == "scorpion":
+        path = run(out, seed=seed, dataset=dataset)
+        err_console.print(f"synthetic SCORPION written to {path}", highlight=False)
+        return
     formats = _split(fmt) or []
     path = run(
         out,

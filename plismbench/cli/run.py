@@ -69,6 +69,9 @@ def run(
             "minutes) and compare them."
         ),
     ] = False,
+    dataset: Annotated[
+        str, typer.Option(help="plism, or scorpion (with --source synthetic or its folder).")
+    ] = "plism",
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> None:
@@ -90,7 +93,7 @@ def run(
         device=device,
         batch_size=batch_size,
         workers=workers,
-        keep_data=keep_data, distill_demo=distill_demo,
+        keep_data=keep_data, distill_demo=distill_demo, dataset=dataset,
         progress=not silent,
         log=None if silent else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False)),
     )

@@ -6,8 +6,9 @@ Use these names everywhere instead of literals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
+from plismbench.data.datasets.spec import pair_type_name, pair_types_of
 from plismbench.errors import InputError
 
 #: The 13 H&E staining protocols of PLISM.
@@ -31,8 +32,10 @@ H5_REPO: str = "owkin/plism-dataset"
 TILES_REPO: str = "owkin/plism-dataset-tiles"
 
 PairType = Literal["cross-scanner", "cross-staining", "cross-scanner-cross-staining", "replicate"]
-#: Pair types in report order; ``all`` is added by aggregation.
-PAIR_TYPES: tuple[str, ...] = ("cross-scanner", "cross-staining", "cross-scanner-cross-staining")
+#: PLISM's factors, in catalogue order.
+FACTORS: tuple[str, ...] = ("staining", "scanner")
+#: Pair types in report order, derived from the factors; ``all`` is added by aggregation.
+PAIR_TYPES: tuple[str, ...] = pair_types_of(FACTORS)
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,6 @@ def parse_slide_id(name: str) -> SlideName:
 
 
 def pair_type(a: SlideName, b: SlideName) -> PairType:
-    """Which condition differs between two slides."""
-    same_staining = a.staining == b.staining
-    same_scanner = a.scanner == b.scanner
-    if same_staining and not same_scanner:
-        return "cross-scanner"
-    if same_scanner and not same_staining:
-        return "cross-staining"
-    if not same_scanner and not same_staining:
-        return "cross-scanner-cross-staining"
-    return "replicate"
+    """Which condition differs between two slides (``cross-X`` per differing factor X)."""
+    differing = [f for f in FACTORS if getattr(a, f) != getattr(b, f)]
+    return cast(PairType, pair_type_name(differing))

@@ -11,7 +11,7 @@ from plismbench.data.catalogue import H5_REPO, N_TILES, SCANNERS, STAININGS, sli
 from plismbench.data.tiles import parse_tile_id
 from plismbench.errors import InputError
 
-__all__ = ["DownloadReport", "download", "expected_slides", "verify"]
+__all__ = ["DownloadReport", "download", "download_dataset", "expected_slides", "verify"]
 
 
 @dataclass
@@ -27,6 +27,8 @@ class DownloadReport:
     missing: list[str] = field(default_factory=list)
     #: Slide id -> the problem with its h5 file.
     bad: dict[str, str] = field(default_factory=dict)
+    #: For another dataset than PLISM: its one-line verification.
+    note: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -35,6 +37,8 @@ class DownloadReport:
 
     def summary(self) -> str:
         """One line: counts, and the first problems."""
+        if self.note is not None:
+            return self.note
         line = f"{len(self.ok)}/{len(self.expected)} h5 files verified in {self.download_dir}"
         if self.missing:
             shown = ", ".join(f"{s}.h5" for s in self.missing[:3])
@@ -130,8 +134,12 @@ def download(
     repo_id: str = H5_REPO,
     revision: str | None = None,
     n_tiles: int | None = N_TILES,
+    dataset: str = "plism",
 ) -> DownloadReport:
     """Download the h5 files of the chosen stainings x scanners into ``download_dir``.
+
+    ``dataset``: ``scorpion`` fetches SCORPION from Zenodo instead; a manifest (.csv/.yaml)
+    is only validated (:func:`download_dataset`).
 
     Files already there are kept (so an interrupted download resumes), ``workers`` files are
     fetched in parallel, and the token comes from ``HF_TOKEN`` or the cached ``hf auth login``.
@@ -142,6 +150,12 @@ def download(
     from plismbench.data.hub import endpoint, hub_errors, require_online
     from plismbench.utils.paths import check_free_space, ensure_writable_dir
 
+    if dataset.lower() != "plism":
+        from plismbench.data.datasets.manifest import resolve_dataset
+
+        line = download_dataset(dataset, download_dir)
+        units = resolve_dataset(dataset).unit_ids()
+        return DownloadReport(Path(download_dir), units, ok=units, note=line)
     wanted = expected_slides(stainings, scanners)
     root = ensure_writable_dir(download_dir, "--download-dir")
     files = [f"{sid}.h5" for sid in wanted]
@@ -174,3 +188,24 @@ def download(
 
     write_json(root / REVISION_FILE, {"repo_id": repo_id, "revision": sha})
     return verify(root, stainings=stainings, scanners=scanners, n_tiles=n_tiles)
+
+
+def download_dataset(dataset: str, download_dir: str | os.PathLike[str]) -> str:
+    """Fetch and verify a non-PLISM dataset; one line saying what is there.
+
+    ``scorpion``: from Zenodo (:mod:`plismbench.data.zenodo`); a manifest (.csv/.yaml): only
+    validated, its images are already local.
+    """
+    from plismbench.data.datasets.manifest import resolve_dataset
+
+    spec = resolve_dataset(dataset)
+    if spec.source.kind == "local":
+        return (
+            f"{spec.source.location}: {spec.n_units} units x {spec.n_keys} registered keys "
+            f"({' x '.join(f'{len(f.levels)} {f.name}' for f in spec.factors)}), all present"
+        )
+    if spec.name == "scorpion":
+        from plismbench.data import scorpion
+
+        return scorpion.download(download_dir, spec.n_keys)
+    raise InputError(f"--dataset {dataset}: download knows plism, scorpion and manifests")

@@ -10,6 +10,7 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from plismbench.data.formats import TILE_COLUMNS
 from plismbench.errors import InputError
 
 
@@ -209,7 +210,7 @@ def stream_slide_rows(
         "streaming": True,
         "revision": revision,
         "data_files": list(data_files),
-        "columns": ["slide_id", "tile_id", "png"],
+        "columns": list(TILE_COLUMNS),
         "filters": [("slide_id", "==", slide_id)],
     }
     with hub_errors(repo_id):

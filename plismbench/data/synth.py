@@ -12,7 +12,6 @@ folder), so every reader and the whole benchmark run on it offline.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -27,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 from plismbench.data.catalogue import SCANNERS, STAININGS, TILE_SIZE, slide_id
-from plismbench.data.sources import IMAGE_SUFFIXES, decode_image
+from plismbench.data.formats import IMAGE_SUFFIXES, tiles_schema
+from plismbench.data.sources import decode_image
 from plismbench.data.tiles import parse_tile_id, tile_id
 from plismbench.errors import InputError
 from plismbench.utils.io import apply_umask, atomic_path
@@ -273,6 +273,7 @@ def synth(
     seed: int = 0,
     formats: Iterable[str] = ("h5",),
     workers: int | None = None,
+    dataset: str = "plism",
 ) -> Path:
     """Write a synthetic registered PLISM to ``out`` and return ``out``.
 
@@ -280,7 +281,15 @@ def synth(
     staining x scanner (default all 13 x 7). ``formats``: ``h5`` (``out/{slide_id}.h5``),
     ``parquet`` (``out/parquet/data/train-*.parquet``) and/or ``folder``
     (``out/tiles/<slide_id>/<tile_id>.png``). Each file appears complete or not at all.
+    ``dataset="scorpion"``: a SCORPION-shaped demo instead (:func:`plismbench.data.scorpion.synth`,
+    ``out/slide_{i}/sample_{j}/{scanner}.jpg``; only ``seed`` applies).
     """
+    if dataset.lower() == "scorpion":
+        from plismbench.data.scorpion import synth as scorpion_synth
+
+        return scorpion_synth(out, seed=seed)
+    if dataset.lower() != "plism":
+        raise InputError(f"--dataset {dataset}: synth knows plism and scorpion")
     fmts = _choose(formats, FORMATS, "format")
     stains = _choose(stainings, STAININGS, "staining")
     scans = _choose(scanners, SCANNERS, "scanner")
@@ -332,32 +341,6 @@ def _write_folder(folder: Path, names: list[str], pngs: list[bytes]) -> None:
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-#: Hugging Face ``datasets`` features of the tiles-dataset schema.
-_HF_FEATURES = {
-    "slide_id": {"dtype": "string", "_type": "Value"},
-    "tile_id": {"dtype": "string", "_type": "Value"},
-    "png": {"_type": "Image"},
-    "stainer": {"dtype": "string", "_type": "Value"},
-    "scanner": {"dtype": "string", "_type": "Value"},
-}
-
-
-def tiles_schema() -> object:
-    """The arrow schema of the tiles dataset (``png`` as the HF Image struct)."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("slide_id", pa.string()),
-            ("tile_id", pa.string()),
-            ("png", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-            ("stainer", pa.string()),
-            ("scanner", pa.string()),
-        ],
-        metadata={"huggingface": json.dumps({"info": {"features": _HF_FEATURES}})},
-    )
 
 
 def tiles_table(sid: str, names: list[str], pngs: list[bytes]) -> object:

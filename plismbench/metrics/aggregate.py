@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from plismbench.data.catalogue import PAIR_TYPES
-from plismbench.metrics.catalogue import ALL, COMPONENTS, SCORE, metric_names, score
+from plismbench.metrics.catalogue import ALL, COMPONENTS, SCORE, Component, metric_names, score
 
 __all__ = ["ALL", "STATS", "aggregate", "leaderboard_components", "metric_names", "summarise"]
 
@@ -52,10 +52,12 @@ def aggregate(metrics: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def leaderboard_components(results: pl.DataFrame) -> dict[str, float]:
+def leaderboard_components(
+    results: pl.DataFrame, components: Sequence[Component] = COMPONENTS
+) -> dict[str, float]:
     """The four medians of the reference leaderboard and their mean (NaN if one is missing)."""
     out: dict[str, float] = {}
-    for c in COMPONENTS:
+    for c in components:  # the dataset's (catalogue.dataset_components)
         hit = results.filter((pl.col("pair_type") == c.pair_type) & (pl.col("metric") == c.metric))
         out[c.label] = float(hit["median"][0]) if hit.height else float("nan")
     out[SCORE] = score(list(out.values()))

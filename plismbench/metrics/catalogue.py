@@ -152,6 +152,20 @@ LEADERBOARD_COMPONENTS: tuple[tuple[str, str], ...] = tuple(
 COMPONENT_LABELS: tuple[str, ...] = tuple(c.label for c in COMPONENTS)
 
 
+def dataset_components(units: Any) -> tuple[Component, ...]:
+    """The score's components of the dataset that holds ``units`` (unit / slide ids).
+
+    PLISM (and any units no other registered dataset holds): :data:`COMPONENTS`. Another
+    dataset: ``DatasetSpec.score_components()``, e.g. SCORPION's cosine (all) and top-10
+    cross-scanner.
+    """
+    from plismbench.data.datasets import dataset_of_units
+
+    known = {(c.pair_type, c.metric): c for c in COMPONENTS}
+    pairs = dataset_of_units(units).score_components()
+    return tuple(known.get(p) or Component(p[0], p[1], f"{p[1]} {p[0]}", p[0]) for p in pairs)
+
+
 def score(parts: Sequence[Any]) -> Any:
     """The leaderboard score: the mean of the components (floats, or replicate vectors).
 

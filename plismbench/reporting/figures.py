@@ -268,12 +268,13 @@ def scatter_figure(
     ax = fig.subplots()
     known = [p for p in params_m.values() if p]
     largest = max(known) if known else None  # zero-parameter baselines get the smallest marker
-    tops = ["top_10_cross_scanner", "top_10_cross_staining", "top_10_cross_scanner_cross_staining"]
+    tops = [c for c in board.columns if c.startswith("top_10_cross_") and "_ci_" not in c]
     labels: list[tuple[float, float, str, float]] = []
     for row in board.iter_rows(named=True):
         name = row["model"]
         x = row["cosine_similarity_all"]
-        y = float(np.mean([row[c] for c in tops]))
+        # The dataset's cross-condition pair types (null: not one of this dataset's).
+        y = float(np.mean([row[c] for c in tops if row[c] is not None] or [np.nan]))
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
         p = params_m.get(name)

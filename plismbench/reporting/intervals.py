@@ -7,16 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plismbench.errors import InputError
-from plismbench.metrics.catalogue import COMPONENTS, SCORE, score
+from plismbench.metrics.catalogue import ALL, SCORE, dataset_components, score
 from plismbench.reporting.inputs import ModelRun
 from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import design_from_metrics
 from plismbench.stats.summary import component_replicates
+from plismbench.store.design import design_from_metrics
 
 #: The scatter's y: mean of the three cross-condition top-10 medians.
 TOP10_MEAN = "top_10_cross_mean"
-_TOPS = tuple(c.label for c in COMPONENTS if c.pair_type.startswith("cross"))
 
 
 @dataclass
@@ -40,8 +39,9 @@ def model_intervals(run: ModelRun, n_boot: int = N_BOOT, seed: int = SEED) -> In
     observed, reps = component_replicates(run.metrics, boot)
     observed[SCORE] = score(list(observed.values()))
     reps[SCORE] = score(list(reps.values()))
-    observed[TOP10_MEAN] = float(np.mean([observed[t] for t in _TOPS]))
-    reps[TOP10_MEAN] = np.mean(np.stack([reps[t] for t in _TOPS]), axis=0)
+    tops = [c.label for c in dataset_components(boot.design.units) if c.pair_type != ALL]
+    observed[TOP10_MEAN] = float(np.mean([observed[t] for t in tops]))
+    reps[TOP10_MEAN] = np.mean(np.stack([reps[t] for t in tops]), axis=0)
     for key, value in observed.items():
         out.values[key] = value
         out.ci[key] = boot.ci(value, reps[key], bounds=metric_bounds(key))

@@ -5,8 +5,8 @@ see ``docs/statistics.md``.
 """
 
 from plismbench.stats.bootstrap import Bootstrap, hierarchical_weights, weighted_quantiles
-from plismbench.stats.design import Design, design_from_metrics
 from plismbench.stats.summary import results_ci, score_replicates
+from plismbench.store.design import Design, design_from_metrics
 
 __all__ = [
     "Bootstrap",

@@ -28,7 +28,6 @@ import numpy as np
 from plismbench.metrics.aggregate import ALL
 from plismbench.stats.bounds import UNBOUNDED, Bounds
 from plismbench.stats.bytype import quantiles_by_group
-from plismbench.stats.design import Design
 from plismbench.stats.wquantiles import (
     INT32_MAX,
     Workspace,
@@ -37,6 +36,7 @@ from plismbench.stats.wquantiles import (
     smallest_int,
 )
 from plismbench.stats.wquantiles import weighted_quantiles as weighted_quantiles  # re-exported
+from plismbench.store.design import Design
 
 #: Default number of resamples, seed and interval level.
 N_BOOT = 1000
@@ -73,8 +73,8 @@ def unit_pair_weights(
     scanners: each unit counts once however many of the pair's slides it holds.
     ``zero_column``: one more column, of zeros (read first by the quantile routines).
     """
-    sa, sb = design.slide_staining[design.pair_a], design.slide_staining[design.pair_b]
-    ca, cb = design.slide_scanner[design.pair_a], design.slide_scanner[design.pair_b]
+    sa, sb = design.staining_of[design.pair_a], design.staining_of[design.pair_b]
+    ca, cb = design.scanner_of[design.pair_a], design.scanner_of[design.pair_b]
     stain, scan = stain.astype(dtype, copy=False), scan.astype(dtype, copy=False)
     out = np.take(stain, sa, axis=1)
     cross = np.flatnonzero(sa != sb)

@@ -30,8 +30,8 @@ from plismbench.stats.bootstrap import (
     weighted_quantiles,
 )
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import Design, design_from_metrics
 from plismbench.stats.summary import median_of
+from plismbench.store.design import Design, design_from_metrics
 
 METRICS = ("cosine_similarity", "top_10_accuracy")
 COLUMNS = ("by", "level", "metric", "pair_type", "n_pairs", "median", "ci_low", "ci_high")
@@ -81,8 +81,8 @@ def breakdown(
     }
     rows: list[dict[str, object]] = []
     for kind, labels, of_slide in (
-        ("staining", design.stainings, design.slide_staining),
-        ("scanner", design.scanners, design.slide_scanner),
+        ("staining", design.stainings, design.staining_of),
+        ("scanner", design.scanners, design.scanner_of),
     ):
         for index, label in enumerate(labels):
             involved = (of_slide[design.pair_a] == index) | (of_slide[design.pair_b] == index)

@@ -26,10 +26,10 @@ from plismbench.metrics.aggregate import pair_type_order
 from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, SCORE, lookup, present_metrics
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap, share_above
 from plismbench.stats.bounds import difference_bounds
-from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import adjust
 from plismbench.stats.ranking import Entry, load_entry
 from plismbench.stats.summary import median_of, score_replicates
+from plismbench.store.design import align, design_from_metrics
 
 ALPHA = 0.05
 _FIXED = ("slide_a", "slide_b", "staining_a", "scanner_a", "staining_b", "scanner_b", "pair_type")

@@ -18,15 +18,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from plismbench.data.catalogue import PAIR_TYPES
+from plismbench.data.datasets import dataset_of_units
 from plismbench.errors import InputError
 from plismbench.metrics.aggregate import leaderboard_components
-from plismbench.metrics.catalogue import LEADERBOARD_COMPONENTS, LEADERBOARD_K, SCORE, score
+from plismbench.metrics.catalogue import (
+    LEADERBOARD_COMPONENTS,
+    LEADERBOARD_K,
+    SCORE,
+    dataset_components,
+    score,
+)
 from plismbench.stats.bootstrap import N_BOOT, SEED, Bootstrap, share_above
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import align, design_from_metrics
 from plismbench.stats.multitest import holm
 from plismbench.stats.summary import component_replicates
+from plismbench.store.design import align, design_from_metrics
 from plismbench.store.evaluation import (
     METRICS_CSV,
     METRICS_PARQUET,
@@ -91,7 +97,8 @@ def load_entry(folder: Path) -> Entry:
     try:
         run = load_run(folder)
         results = pl.read_csv(folder / RESULTS_CSV)
-        components = leaderboard_components(results)
+        dataset = dataset_of_units(run.slide_ids or ())
+        components = leaderboard_components(results, dataset_components(run.slide_ids or ()))
         metrics = _read_metrics(folder)
     except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
@@ -106,7 +113,7 @@ def load_entry(folder: Path) -> Entry:
     if LEADERBOARD_K not in run.top_k:
         entry.reasons.append(f"evaluated without k={LEADERBOARD_K}")
     present = set(results["pair_type"].to_list()) if "pair_type" in results.columns else set()
-    lacking = [t for t in PAIR_TYPES if t not in present]
+    lacking = [t for t in dataset.pair_types() if t not in present]
     if lacking:
         entry.reasons.append(f"no {', '.join(lacking)} pairs")
     if not np.isfinite(entry.score) and not lacking:

@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 
 from plismbench.metrics.aggregate import pair_type_order
-from plismbench.metrics.catalogue import COMPONENTS, SCORE, score
+from plismbench.metrics.catalogue import SCORE, dataset_components, score
 from plismbench.stats.bootstrap import LEVEL, N_BOOT, SEED, Bootstrap
 from plismbench.stats.bounds import metric_bounds
-from plismbench.stats.design import design_from_metrics
+from plismbench.store.design import design_from_metrics
 
 #: Columns added beside an aggregate.
 CI_COLUMNS = ("median_ci_low", "median_ci_high")
@@ -68,7 +68,7 @@ def component_replicates(
     """The four leaderboard medians and their replicate vectors (NaN when missing)."""
     observed: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
-    for c in COMPONENTS:
+    for c in dataset_components(boot.design.units):
         label, ptype, metric = c.label, c.pair_type, c.metric
         if metric not in metrics.columns:
             observed[label], reps[label] = float("nan"), np.full(boot.n_replicates, np.nan)

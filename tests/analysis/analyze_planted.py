@@ -8,8 +8,8 @@ import numpy as np
 from featurestore import write_store
 
 from plismbench.analysis import variance
-from plismbench.analysis.design import crossed_design
 from plismbench.data.catalogue import SCANNERS, STAININGS, SlideName, slide_id
+from plismbench.store.design import crossed_design
 
 #: Component order of the exact planted design (``plant_exact``).
 COMPONENTS = (

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from plismbench.analysis import cka, compute, probes
-from plismbench.analysis.design import crossed_design
 from plismbench.data.catalogue import SlideName
+from plismbench.store.design import crossed_design
 
 
 def test_probe_cannot_memorise_tissue_across_folds() -> None:

@@ -10,8 +10,8 @@ from analyze_planted import moments_of  # noqa: F401  (puts the planted helpers 
 
 from plismbench.analysis import cka
 from plismbench.analysis.compute import compare
-from plismbench.analysis.design import crossed_design
 from plismbench.data.catalogue import SlideName
+from plismbench.store.design import crossed_design
 
 
 def brute_hsic_u(k: np.ndarray, l_: np.ndarray) -> float:

@@ -144,8 +144,8 @@ def test_robustness_index_matches_croma_documented_call_and_its_definition() -> 
 
 def test_robustness_index_runs_on_the_nested_location_subset(monkeypatch) -> None:
     from plismbench.analysis import compute
-    from plismbench.analysis.design import crossed_design
     from plismbench.data.catalogue import SlideName
+    from plismbench.store.design import crossed_design
 
     rng = np.random.default_rng(3)
     names = [SlideName(f"S{s}_C{c}", f"S{s}", f"C{c}") for s in range(3) for c in range(2)]

@@ -39,8 +39,8 @@ def test_hierarchical_weights_equal_an_explicit_resampler() -> None:
     sc_draws = rng.integers(0, 3, size=(20, 3))
     index = {frozenset(key): p for p, key in enumerate(design.pair_keys())}
     slide = {
-        (int(design.slide_staining[k]), int(design.slide_scanner[k])): s
-        for k, s in enumerate(design.slides)
+        (int(design.staining_of[k]), int(design.scanner_of[k])): s
+        for k, s in enumerate(design.slide_ids)
     }
     for b in range(20):
         copies = [(i, int(st), j, int(sc)) for i, st in enumerate(st_draws[b])
@@ -60,8 +60,8 @@ def test_each_unit_counts_once_per_pair_type() -> None:
     rng = np.random.default_rng(3)
     k = unit_counts(5, 30, rng)
     m = unit_counts(4, 30, rng)
-    sa, sb = design.slide_staining[design.pair_a], design.slide_staining[design.pair_b]
-    ca, cb = design.slide_scanner[design.pair_a], design.slide_scanner[design.pair_b]
+    sa, sb = design.staining_of[design.pair_a], design.staining_of[design.pair_b]
+    ca, cb = design.scanner_of[design.pair_a], design.scanner_of[design.pair_b]
     for p in range(design.n_pairs):
         units = k[:, sa[p]] * (k[:, sb[p]] if sa[p] != sb[p] else 1)
         units = units * m[:, ca[p]] * (m[:, cb[p]] if ca[p] != cb[p] else 1)

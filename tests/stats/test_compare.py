@@ -108,7 +108,7 @@ def test_interval_and_test_are_one_decision_and_contain_the_estimate(tmp_path: P
 
 def test_p_value_inverts_the_interval_at_every_level() -> None:
     from plismbench.stats.bootstrap import Bootstrap
-    from plismbench.stats.design import design_from_metrics
+    from plismbench.store.design import design_from_metrics
 
     frame = pairs_frame(6, 4)
     boot = Bootstrap(design_from_metrics(frame), n_boot=300, seed=2)

@@ -21,7 +21,7 @@ from scipy import optimize, stats
 from synthetic import pairs_frame
 
 from plismbench.stats.bootstrap import Bootstrap
-from plismbench.stats.design import Design, design_from_metrics
+from plismbench.store.design import Design, design_from_metrics
 
 TYPES = ("cross-scanner", "cross-staining", "cross-scanner-cross-staining")
 MEANS = {"cross-scanner": 0.4, "cross-staining": 0.2, "cross-scanner-cross-staining": 0.0}
@@ -56,8 +56,8 @@ def simulate(
     d: Design, rng: np.random.Generator, staining_sd: float, scanner_sd: float
 ) -> np.ndarray:
     """(N_SIM, n_pairs) pair values, all data sets at once."""
-    sa, sb = d.slide_staining[d.pair_a], d.slide_staining[d.pair_b]
-    ca, cb = d.slide_scanner[d.pair_a], d.slide_scanner[d.pair_b]
+    sa, sb = d.staining_of[d.pair_a], d.staining_of[d.pair_b]
+    ca, cb = d.scanner_of[d.pair_a], d.scanner_of[d.pair_b]
     mean = np.select([d.pair_type == t for t in TYPES], [MEANS[t] for t in TYPES])
     st = rng.normal(0, staining_sd, (N_SIM, len(d.stainings)))
     sc = rng.normal(0, scanner_sd, (N_SIM, len(d.scanners)))

@@ -13,7 +13,7 @@ from synthetic import pairs_frame, synthetic_metrics, write_evaluation
 
 from plismbench.stats import Bootstrap, design_from_metrics
 from plismbench.stats.compare import compare
-from plismbench.stats.design import Design
+from plismbench.store.design import Design
 
 
 def test_p_value_is_the_inverted_interval() -> None:
@@ -142,7 +142,7 @@ def test_fixed_level_is_in_every_breakdown_resample() -> None:
 
     design = design_from_metrics(pairs_frame(4, 3))
     boot = Bootstrap(design, n_boot=100)
-    for kind, of in (("staining", design.slide_staining), ("scanner", design.slide_scanner)):
+    for kind, of in (("staining", design.staining_of), ("scanner", design.scanner_of)):
         for index in range(of.max() + 1):
             w = _fixed_weights(boot, kind, index)[: boot.n_boot]
             within = (of[design.pair_a] == index) & (of[design.pair_b] == index)
@@ -161,8 +161,8 @@ def hierarchical_once(boot: Bootstrap, kind: str, d: Design) -> np.ndarray:
     stain = unit_counts(len(d.stainings), boot.n_boot, rng)
     scan = unit_counts(len(d.scanners), boot.n_boot, rng)
     (stain if kind == "staining" else scan)[:] = 1
-    sa, sb = d.slide_staining[d.pair_a], d.slide_staining[d.pair_b]
-    ca, cb = d.slide_scanner[d.pair_a], d.slide_scanner[d.pair_b]
+    sa, sb = d.staining_of[d.pair_a], d.staining_of[d.pair_b]
+    ca, cb = d.scanner_of[d.pair_a], d.scanner_of[d.pair_b]
     # Each distinct unit of a pair counts once.
     w = stain[:, sa] * np.where(sa != sb, stain[:, sb], 1)
     return np.asarray(w * scan[:, ca] * np.where(ca != cb, scan[:, cb], 1))
@@ -170,7 +170,7 @@ def hierarchical_once(boot: Bootstrap, kind: str, d: Design) -> np.ndarray:
 
 def test_align_refuses_duplicated_pairs() -> None:
     from plismbench.errors import InputError
-    from plismbench.stats.design import align
+    from plismbench.store.design import align
 
     frame = pairs_frame(3, 2)
     with pytest.raises(InputError, match="not the same slide pairs"):

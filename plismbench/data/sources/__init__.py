@@ -13,15 +13,15 @@ from collections.abc import Sequence
 
 from plismbench.data.base import TileSource
 from plismbench.data.catalogue import TILES_REPO
-from plismbench.data.sources.folder import IMAGE_SUFFIXES, FolderSource, decode_image
+from plismbench.data.formats import IMAGE_SUFFIXES
+from plismbench.data.sources.folder import FolderSource, decode_image
 from plismbench.data.sources.h5 import H5Source
-from plismbench.data.sources.parquet import PARQUET_COLUMNS, ParquetSource
+from plismbench.data.sources.parquet import ParquetSource
 from plismbench.data.sources.streaming import HubStreamingSource
 from plismbench.errors import InputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
-    "PARQUET_COLUMNS",
     "FolderSource",
     "H5Source",
     "HubStreamingSource",

@@ -12,12 +12,10 @@ import numpy as np
 from PIL import Image
 
 from plismbench.data.base import TileBatch
+from plismbench.data.formats import IMAGE_SUFFIXES
 from plismbench.data.sources.base import _Source, _stack
 from plismbench.data.tiles import check_tile
 from plismbench.errors import InputError
-
-#: Image suffixes read by `FolderSource`.
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def decode_image(data: bytes | str | os.PathLike[str], *, where: str, name: str) -> np.ndarray:

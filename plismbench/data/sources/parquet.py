@@ -10,13 +10,11 @@ from typing import Any
 import numpy as np
 
 from plismbench.data.base import TileBatch
+from plismbench.data.formats import TILE_COLUMNS
 from plismbench.data.sources.base import _Source, _stack
 from plismbench.data.sources.folder import decode_image
 from plismbench.data.tiles import check_tile
 from plismbench.errors import InputError
-
-#: Columns of the tiles-dataset parquet schema.
-PARQUET_COLUMNS: tuple[str, ...] = ("slide_id", "tile_id", "png")
 
 
 class _ParquetSource(_Source):
@@ -51,11 +49,11 @@ class _ParquetSource(_Source):
                     f"{self.files[i]}: cannot read parquet file (truncated or corrupt?): {exc}"
                 ) from exc
             names = pf.schema_arrow.names
-            missing = [c for c in PARQUET_COLUMNS if c not in names]
+            missing = [c for c in TILE_COLUMNS if c not in names]
             if missing:
                 raise InputError(
                     f"{self.files[i]}: parquet file lacks column(s) {', '.join(missing)}; "
-                    f"expected the tiles-dataset schema {', '.join(PARQUET_COLUMNS)}"
+                    f"expected the tiles-dataset schema {', '.join(TILE_COLUMNS)}"
                 )
             return pf
 

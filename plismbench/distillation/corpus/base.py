@@ -16,15 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from plismbench.data.formats import IMAGE_SUFFIXES as IMAGE_SUFFIXES  # the corpora import it here
 from plismbench.data.sources import decode_image
 from plismbench.errors import InputError
 from plismbench.utils.handles import HandleCache as HandleCache  # the corpora import it here
 
-#: Image suffixes a corpus reads (folder files, tar members).
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 _MAX_OPEN = 32
-
-
 
 
 def decode_tile(data: bytes | str | os.PathLike[str], *, where: str, name: str) -> np.ndarray:

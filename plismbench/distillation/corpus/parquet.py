@@ -9,13 +9,11 @@ from typing import Any
 import numpy as np
 
 from plismbench.data.catalogue import plism_slide_ids
+from plismbench.data.formats import TILE_COLUMNS
 from plismbench.distillation.corpus.base import HandleCache, ShardedBytesCorpus
 from plismbench.errors import InputError
 
 __all__ = ["ParquetCorpus"]
-
-#: Columns of the PLISM tiles dataset (owkin/plism-dataset-tiles).
-_PLISM_COLUMNS = ("slide_id", "tile_id", "png")
 
 
 class ParquetCorpus(ShardedBytesCorpus):
@@ -74,14 +72,14 @@ class ParquetCorpus(ShardedBytesCorpus):
 
         names = pf.schema_arrow.names
         column = image_column
-        if image_column not in names and all(c in names for c in _PLISM_COLUMNS):
+        if image_column not in names and all(c in names for c in TILE_COLUMNS):
             column = "png"
         if column not in names:
             raise InputError(
                 f"{path}: no image column {image_column!r} (columns: {', '.join(names)}); "
                 "pass image_column"
             )
-        if all(c in names for c in _PLISM_COLUMNS) and self._plism_rows(pf):
+        if all(c in names for c in TILE_COLUMNS) and self._plism_rows(pf):
             self.is_plism = True
         kind = pf.schema_arrow.field(column).type
         is_struct = pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0
