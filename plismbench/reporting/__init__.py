@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from plismbench.reporting.inputs import ReportInputs, load_inputs
 from plismbench.reporting.intervals import TOP10_MEAN, model_intervals
 from plismbench.reporting.sections import extra_sections, is_demo
 from plismbench.utils.io import atomic_path
+from plismbench.utils.paths import check_writable_dir
 
 #: Default file name, in ``<metrics-dir>/<n>_tiles/``.
 REPORT_FILE = "report.html"
@@ -160,17 +160,7 @@ def check_out(path: Path) -> None:
     html_path = path / REPORT_FILE if path.is_dir() else path
     if html_path.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {html_path}: expected a .html file")
-    existing = next(p for p in (html_path.parent, *html_path.parent.parents) if p.exists())
-    if not existing.is_dir():
-        raise InputError(f"--out {html_path}: {existing} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".plismbench-write-test-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(
-            f"--out {html_path}: {existing} is not writable: {exc.strerror or exc}"
-        ) from None
+    check_writable_dir(html_path.parent, f"--out {html_path}:")
 
 
 def _write(path: Path, data: bytes) -> None:
