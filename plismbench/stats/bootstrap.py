@@ -28,6 +28,7 @@ import numpy as np
 from plismbench.metrics.aggregate import ALL
 from plismbench.stats.bounds import UNBOUNDED, Bounds
 from plismbench.stats.bytype import quantiles_by_group
+from plismbench.stats.tail import TAIL, worst_mean
 from plismbench.stats.wquantiles import (
     INT32_MAX,
     Workspace,
@@ -206,6 +207,19 @@ class Bootstrap:
         out[ALL] = every
         return out
 
+    def worst_by_type(
+        self, values: np.ndarray, higher_is_better: bool = True, q: float = TAIL
+    ) -> dict[str, np.ndarray]:
+        """Replicates of the worst-``q`` mean (`plismbench.stats.tail`) of every pair type
+        and of ``all``, under the same resamples as the medians."""
+        values = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values)
+        out: dict[str, np.ndarray] = {}
+        for ptype in (*self._types.tolist(), ALL):
+            cols = np.flatnonzero(self.design.mask(ptype) & finite)
+            out[ptype] = worst_mean(values[cols], self.weights[:, cols], higher_is_better, q)
+        return out
+
     def median(self, values: np.ndarray, pair_type: str) -> np.ndarray:
         """Replicates of the median over one pair type."""
         return self.quantiles(values, pair_type, [0.5])[:, 0]
@@ -256,7 +270,7 @@ class Bootstrap:
 
     def _interval(
         self, estimate: float, boot: np.ndarray, parts: tuple[float, float, float] | None,
-        level: float, bounds: Bounds,
+        level: float, bounds: Bounds, contain: float | None = None,
     ) -> tuple[float, float]:  # fmt: skip
         if not np.isfinite(estimate):
             return float("nan"), float("nan")  # undefined stays undefined
@@ -269,24 +283,53 @@ class Bootstrap:
         # estimate is no statement about it).
         lo = min(estimate, estimate + f * (lo - estimate))
         hi = max(estimate, estimate + f * (hi - estimate))
+        if contain is not None:  # the reported estimate, when centred elsewhere
+            lo, hi = min(lo, contain), max(hi, contain)
         return max(lo, bounds[0]), min(hi, bounds[1])
 
+    def debiased(self, estimate: float, reps: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(estimate - bias, reps - 2 bias)``, bias = mean bootstrap replicate - estimate.
+
+        A percentile interval of these is centred on the bias-corrected estimate; used
+        for the worst-10% mean, whose resamples (fewer distinct units) have a lighter
+        tail than the data (docs/statistics.md, "Tail robustness").
+        """
+        boot = self.boot(reps)
+        finite = boot[np.isfinite(boot)]
+        if not np.isfinite(estimate) or finite.size == 0:
+            return estimate, reps
+        bias = float(finite.mean()) - estimate
+        return estimate - bias, reps - 2.0 * bias
+
     def ci(
-        self, estimate: float, reps: np.ndarray, level: float = LEVEL, bounds: Bounds = UNBOUNDED
-    ) -> tuple[float, float]:
+        self, estimate: float, reps: np.ndarray, level: float = LEVEL, bounds: Bounds = UNBOUNDED,
+        debias: bool = False,
+    ) -> tuple[float, float]:  # fmt: skip
         """Percentile interval of the bootstrap, widened around ``estimate`` for few units,
         stretched to contain ``estimate``, and kept within ``bounds``, the values the
-        statistic can take (`plismbench.stats.bounds`). NaN for a NaN estimate."""
+        statistic can take (`plismbench.stats.bounds`). NaN for a NaN estimate.
+
+        ``debias``: centred on the bias-corrected estimate (`debiased()`), still
+        containing ``estimate``."""
+        if debias:
+            center, shifted = self.debiased(estimate, reps)
+            return self._interval(center, self.boot(shifted), self._jackknife(center, shifted),
+                                  level, bounds, estimate)  # fmt: skip
         return self._interval(estimate, self.boot(reps), self._jackknife(estimate, reps),
                               level, bounds)  # fmt: skip
 
-    def p_value(self, estimate: float, reps: np.ndarray, null: float = 0.0) -> float:
-        """Two-sided p-value of ``estimate == null`` by inverting `ci()`.
+    def p_value(
+        self, estimate: float, reps: np.ndarray, null: float = 0.0, debias: bool = False
+    ) -> float:
+        """Two-sided p-value of ``estimate == null`` by inverting `ci()` (with ``debias``).
 
         The smallest ``1 - level`` whose interval excludes ``null``, so that "the 95%
         interval excludes 0" and "p < 0.05" are one decision (never below
         ``1 / (1 + n_boot)``; 1 when every interval contains ``null``).
         """
+        contain = estimate if debias else None
+        if debias:
+            estimate, reps = self.debiased(estimate, reps)
         boot = self.boot(reps)
         finite = boot[np.isfinite(boot)]
         if not np.isfinite(estimate) or finite.size == 0:
@@ -294,7 +337,7 @@ class Bootstrap:
         parts = self._jackknife(estimate, reps)
 
         def excludes(alpha: float) -> bool:
-            lo, hi = self._interval(estimate, finite, parts, 1.0 - alpha, UNBOUNDED)
+            lo, hi = self._interval(estimate, finite, parts, 1.0 - alpha, UNBOUNDED, contain)
             return not (lo <= null <= hi)
 
         floor = 1.0 / (1 + finite.size)

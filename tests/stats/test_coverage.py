@@ -61,7 +61,7 @@ def simulate(
     mean = np.select([d.pair_type == t for t in TYPES], [MEANS[t] for t in TYPES])
     st = rng.normal(0, staining_sd, (N_SIM, len(d.stainings)))
     sc = rng.normal(0, scanner_sd, (N_SIM, len(d.scanners)))
-    slide = rng.normal(0, SLIDE_SD, (N_SIM, len(d.slides)))
+    slide = rng.normal(0, SLIDE_SD, (N_SIM, d.n_slides))
     noise = rng.normal(0, PAIR_SD, (N_SIM, d.n_pairs))
     return (mean + st[:, sa] + st[:, sb] + sc[:, ca] + sc[:, cb]
             + slide[:, d.pair_a] + slide[:, d.pair_b] + noise)  # fmt: skip
