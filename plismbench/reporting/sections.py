@@ -201,7 +201,7 @@ def tail_section(inputs: ReportInputs) -> Section | None:
         '<p class="note">The mean of the worst 10% of slide pairs of each pair type (a model '
         "can have a good median and a bad tail), with a bias-corrected "
         f"{term('ci', '95% interval')} from the bootstrap over stainings and scanners. These "
-        "intervals cover less often than 95% (0.55 to 0.89 in simulation on 13 stainings x "
+        "intervals cover less often than 95% (0.56 to 0.92 in simulation on 13 stainings x "
         "7 scanners): read them as a lower bound on the uncertainty. Every metric and pair "
         "type: <code>results.csv</code>, columns <code>worst10_*</code>.</p>"
         '<div class="scroll"><table id="worst10"><thead><tr><th class="l">Model</th>'
