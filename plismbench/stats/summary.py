@@ -115,8 +115,9 @@ def add_ci_columns(
     """``results.csv``'s table with `CI_COLUMNS` and `TAIL_COLUMNS` joined on
     (pair_type, metric).
 
-    ``options`` go to `results_ci()` (``n_boot``, ``seed``, ``level``). About 0.1 s
-    on the full 91-slide design (``benchmarks/bench_stats.py``).
+    ``options`` go to `results_ci()` (``n_boot``, ``seed``, ``level``). On the full
+    91-slide design the medians take about 0.05 s a metric (``benchmarks/bench_stats.py``)
+    and the worst-10% means about 0.1 s a metric more.
     """
     table = results_ci(metrics, names, **options)  # type: ignore[arg-type]
     ci = table.select("pair_type", "metric", *CI_COLUMNS, *TAIL_COLUMNS)
