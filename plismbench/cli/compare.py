@@ -73,7 +73,7 @@ def compare(
         "p Wilcoxon: signed-rank over slide pairs as in the H0-mini paper; it treats pairs "
         f"as independent, so it is far too optimistic. Both {tag}-corrected across the "
         "comparisons; n/a: undefined (a NaN among the pairs). Every metric and pair type "
-        "in the CSV."
+        "in the CSV, with the worst-10% means (statistic worst10_mean)."
     )
     stdout.print(view)
     stdout.print(f"All comparisons in [bold]{path}[/]", highlight=False)

@@ -12,14 +12,17 @@ from collections.abc import Sequence
 import polars as pl
 
 from plismbench.errors import InputError
-from plismbench.stats.summary import CI_COLUMNS, add_ci_columns
+from plismbench.stats.summary import CI_COLUMNS, TAIL_COLUMNS, add_ci_columns
 
 
 def with_intervals(
     results: pl.DataFrame, metrics: pl.DataFrame, names: Sequence[str]
 ) -> pl.DataFrame:
-    """``results`` with `CI_COLUMNS` (null when no design can be resampled)."""
+    """``results`` with `CI_COLUMNS` and `TAIL_COLUMNS` (null when no design can be
+    resampled)."""
     try:
         return add_ci_columns(results, metrics, names)
     except (InputError, ValueError, IndexError):
-        return results.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in CI_COLUMNS)
+        return results.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(c) for c in (*CI_COLUMNS, *TAIL_COLUMNS)
+        )

@@ -28,11 +28,15 @@ import numpy as np
 from plismbench.metrics.aggregate import ALL
 from plismbench.stats.bounds import UNBOUNDED, Bounds
 from plismbench.stats.bytype import quantiles_by_group
+from plismbench.stats.tail import TAIL
 from plismbench.stats.wquantiles import (
     INT32_MAX,
     Workspace,
     accumulator,
     column_quantiles,
+    count_at_most,
+    flat_reader,
+    prefix_sums,
     smallest_int,
 )
 from plismbench.stats.wquantiles import weighted_quantiles as weighted_quantiles  # re-exported
@@ -206,6 +210,48 @@ class Bootstrap:
         out[ALL] = every
         return out
 
+    def worst_by_type(
+        self, values: np.ndarray, higher_is_better: bool = True, q: float = TAIL
+    ) -> dict[str, np.ndarray]:
+        """Replicates of the worst-``q`` mean (`plismbench.stats.tail`) of every pair type
+        and of ``all``, under the same resamples as the medians.
+
+        Integer cumulative weights (as for the quantiles) and a bisection find each row's
+        boundary; the weighted values are summed only over the prefix that the largest
+        tail reaches (about a tenth to a third of the pairs).
+        """
+        sign = 1.0 if higher_is_better else -1.0
+        values = sign * np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values)
+        out: dict[str, np.ndarray] = {}
+        for ptype in (*self._types.tolist(), ALL):
+            cols = np.flatnonzero(self.design.mask(ptype) & finite)
+            cols = cols[np.argsort(values[cols], kind="stable")]
+            out[ptype] = sign * self._lower_mean(values[cols], cols, q)
+        return out
+
+    def _lower_mean(self, v: np.ndarray, cols: np.ndarray, q: float) -> np.ndarray:
+        """`plismbench.stats.tail.lower_mean` of sorted ``v`` under every resample."""
+        n = len(cols)
+        res = np.full(self.n_replicates, np.nan)
+        if n == 0:
+            return res
+        cum = prefix_sums(self._compact, cols, self._acc, self._work)
+        total = cum[:, -1].astype(np.float64)
+        tau = q * total
+        rows = np.arange(len(cum))
+        j = count_at_most(flat_reader(cum, rows), n, tau)  # values wholly in the tail
+        prev = np.where(j > 0, cum[rows, np.maximum(j - 1, 0)], 0).astype(np.float64)
+        top = min(int(j.max()) + 1, n)
+        part = np.take(self._compact, cols[:top], axis=1).astype(np.float64)
+        part *= v[:top]
+        part[np.arange(top)[None, :] >= j[:, None]] = 0.0
+        head = part.sum(axis=1)
+        rest = np.maximum(tau - prev, 0.0) * v[np.minimum(j, n - 1)]
+        ok = tau > 0
+        res[ok] = (head[ok] + rest[ok]) / tau[ok]
+        return res
+
     def median(self, values: np.ndarray, pair_type: str) -> np.ndarray:
         """Replicates of the median over one pair type."""
         return self.quantiles(values, pair_type, [0.5])[:, 0]
@@ -256,7 +302,7 @@ class Bootstrap:
 
     def _interval(
         self, estimate: float, boot: np.ndarray, parts: tuple[float, float, float] | None,
-        level: float, bounds: Bounds,
+        level: float, bounds: Bounds, contain: float | None = None,
     ) -> tuple[float, float]:  # fmt: skip
         if not np.isfinite(estimate):
             return float("nan"), float("nan")  # undefined stays undefined
@@ -269,24 +315,53 @@ class Bootstrap:
         # estimate is no statement about it).
         lo = min(estimate, estimate + f * (lo - estimate))
         hi = max(estimate, estimate + f * (hi - estimate))
+        if contain is not None:  # the reported estimate, when centred elsewhere
+            lo, hi = min(lo, contain), max(hi, contain)
         return max(lo, bounds[0]), min(hi, bounds[1])
 
+    def debiased(self, estimate: float, reps: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(estimate - bias, reps - 2 bias)``, bias = mean bootstrap replicate - estimate.
+
+        A percentile interval of these is centred on the bias-corrected estimate; used
+        for the worst-10% mean, whose resamples (fewer distinct units) have a lighter
+        tail than the data (docs/statistics.md, "Tail robustness").
+        """
+        boot = self.boot(reps)
+        finite = boot[np.isfinite(boot)]
+        if not np.isfinite(estimate) or finite.size == 0:
+            return estimate, reps
+        bias = float(finite.mean()) - estimate
+        return estimate - bias, reps - 2.0 * bias
+
     def ci(
-        self, estimate: float, reps: np.ndarray, level: float = LEVEL, bounds: Bounds = UNBOUNDED
-    ) -> tuple[float, float]:
+        self, estimate: float, reps: np.ndarray, level: float = LEVEL, bounds: Bounds = UNBOUNDED,
+        debias: bool = False,
+    ) -> tuple[float, float]:  # fmt: skip
         """Percentile interval of the bootstrap, widened around ``estimate`` for few units,
         stretched to contain ``estimate``, and kept within ``bounds``, the values the
-        statistic can take (`plismbench.stats.bounds`). NaN for a NaN estimate."""
+        statistic can take (`plismbench.stats.bounds`). NaN for a NaN estimate.
+
+        ``debias``: centred on the bias-corrected estimate (`debiased()`), still
+        containing ``estimate``."""
+        if debias:
+            center, shifted = self.debiased(estimate, reps)
+            return self._interval(center, self.boot(shifted), self._jackknife(center, shifted),
+                                  level, bounds, estimate)  # fmt: skip
         return self._interval(estimate, self.boot(reps), self._jackknife(estimate, reps),
                               level, bounds)  # fmt: skip
 
-    def p_value(self, estimate: float, reps: np.ndarray, null: float = 0.0) -> float:
-        """Two-sided p-value of ``estimate == null`` by inverting `ci()`.
+    def p_value(
+        self, estimate: float, reps: np.ndarray, null: float = 0.0, debias: bool = False
+    ) -> float:
+        """Two-sided p-value of ``estimate == null`` by inverting `ci()` (with ``debias``).
 
         The smallest ``1 - level`` whose interval excludes ``null``, so that "the 95%
         interval excludes 0" and "p < 0.05" are one decision (never below
         ``1 / (1 + n_boot)``; 1 when every interval contains ``null``).
         """
+        contain = estimate if debias else None
+        if debias:
+            estimate, reps = self.debiased(estimate, reps)
         boot = self.boot(reps)
         finite = boot[np.isfinite(boot)]
         if not np.isfinite(estimate) or finite.size == 0:
@@ -294,7 +369,7 @@ class Bootstrap:
         parts = self._jackknife(estimate, reps)
 
         def excludes(alpha: float) -> bool:
-            lo, hi = self._interval(estimate, finite, parts, 1.0 - alpha, UNBOUNDED)
+            lo, hi = self._interval(estimate, finite, parts, 1.0 - alpha, UNBOUNDED, contain)
             return not (lo <= null <= hi)
 
         floor = 1.0 / (1 + finite.size)

@@ -8,6 +8,9 @@ The bootstrap p-value inverts the interval (excludes 0 exactly when p < 0.05); p
 are corrected (Holm or Benjamini-Hochberg) across the model comparisons of each (metric,
 pair type). A median over pairs of which one is undefined (NaN) is undefined: its
 difference, interval and p-values are NaN (printed ``n/a``), never a median of the rest.
+Each (metric, pair type) has a second row, ``statistic = worst10_mean``: the difference
+of the means of the worst 10% of pairs (`plismbench.stats.tail`), with its
+bias-corrected interval and the test that inverts it; its Wilcoxon p-value is NaN.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from plismbench.stats.bounds import difference_bounds
 from plismbench.stats.multitest import adjust
 from plismbench.stats.ranking import Entry, load_entry
 from plismbench.stats.summary import median_of, score_replicates
+from plismbench.stats.tail import worst_mean_of
 from plismbench.store.design import align, design_from_metrics
 
 ALPHA = 0.05
+#: Values of the ``statistic`` column.
+MEDIAN, WORST = "median", "worst10_mean"
 _FIXED = ("slide_a", "slide_b", "staining_a", "scanner_a", "staining_b", "scanner_b", "pair_type")
 
 
@@ -75,9 +81,11 @@ def compare_entries(
     level: float = LEVEL,
     correction: str = "holm",
 ) -> pl.DataFrame:
-    """One row per (model pair, metric, pair type), plus the leaderboard score's rows.
+    """One row per (model pair, metric, pair type, statistic), plus the score's rows.
 
-    Columns: `COLUMNS` (``difference = median_a - median_b``; ``p_a_better``: the
+    Columns: `COLUMNS` (``statistic``: ``median`` or ``worst10_mean``, the mean of the
+    worst 10% of pairs; ``median_a``, ``median_b``: that statistic of each model;
+    ``difference = median_a - median_b``; ``p_a_better``: the
     share of paired resamples in which A is better, by the metric's direction;
     ``*_adj``: corrected by ``correction``, ``holm`` or ``bh``; ``significant``: the
     corrected bootstrap p < 0.05).
@@ -105,9 +113,18 @@ def compare_entries(
             cache[key] = boot.median(values[k][name], ptype)
         return cache[key]
 
+    tails: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+
+    def tail_reps(k: int, name: str, ptype: str) -> np.ndarray:
+        """Replicates of model k's worst-10% mean over one pair type, computed once."""
+        if (k, name) not in tails:
+            tails[k, name] = boot.worst_by_type(values[k][name], _higher_is_better(name))
+        return tails[k, name][ptype]
+
     for (i, a), (j, b) in itertools.combinations(enumerate(entries), 2):
         for name in names:
             va, vb = values[i][name], values[j][name]
+            better = _higher_is_better(name)
             for ptype in ptypes:
                 mask = boot.design.mask(ptype)
                 if not mask.any():
@@ -127,6 +144,16 @@ def compare_entries(
                     _row(a, b, name, ptype, int(mask.sum()), med_a, med_b, diff, lo, hi,
                          boot.p_value(diff, reps), p_w, _p_better(boot, reps, diff, name))
                 )  # fmt: skip
+                w_a, w_b = worst_mean_of(va[mask], better), worst_mean_of(vb[mask], better)
+                diff = w_a - w_b
+                reps = (tail_reps(i, name, ptype) - tail_reps(j, name, ptype)
+                        if np.isfinite(diff) else np.full(boot.n_replicates, np.nan))  # fmt: skip
+                lo, hi = boot.ci(diff, reps, level, difference_bounds(name), debias=True)
+                rows.append(
+                    _row(a, b, name, ptype, int(mask.sum()), w_a, w_b, diff, lo, hi,
+                         boot.p_value(diff, reps, debias=True), float("nan"),
+                         _p_better(boot, reps, diff, name), WORST)
+                )  # fmt: skip
         (obs_a, reps_a), (obs_b, reps_b) = scores[i], scores[j]
         diff = obs_a[SCORE] - obs_b[SCORE]
         lo, hi = boot.ci(diff, reps_a - reps_b, level, difference_bounds(SCORE))
@@ -136,6 +163,11 @@ def compare_entries(
                  _p_better(boot, reps_a - reps_b, diff, SCORE))
         )  # fmt: skip
     return _correct(pl.DataFrame(rows), correction)
+
+
+def _higher_is_better(name: str) -> bool:
+    metric = lookup(name)
+    return metric is None or metric.higher_is_better
 
 
 def _p_better(boot: Bootstrap, reps: np.ndarray, diff: float, name: str) -> float:
@@ -154,9 +186,11 @@ def _metric_columns(columns: Sequence[str]) -> list[str]:
 def _row(
     a: Entry, b: Entry, metric: str, ptype: str, n: int, med_a: float, med_b: float,
     diff: float, lo: float, hi: float, p_boot: float, p_w: float, p_better: float,
+    statistic: str = MEDIAN,
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "model_a": a.name, "model_b": b.name, "metric": metric, "pair_type": ptype,
+        "statistic": statistic,
         "n_pairs": n, "median_a": med_a, "median_b": med_b, "difference": diff,
         "ci_low": lo, "ci_high": hi, "p_a_better": p_better, "p_bootstrap": p_boot,
         "p_wilcoxon_pairs": p_w,
@@ -165,19 +199,20 @@ def _row(
 
 #: Columns of ``compare.csv``, in order.
 COLUMNS = (
-    "model_a", "model_b", "metric", "pair_type", "n_pairs", "median_a", "median_b",
+    "model_a", "model_b", "metric", "pair_type", "statistic", "n_pairs", "median_a", "median_b",
     "difference", "ci_low", "ci_high", "p_a_better", "p_bootstrap", "p_bootstrap_adj",
     "p_wilcoxon_pairs", "p_wilcoxon_pairs_adj", "correction", "significant",
 )  # fmt: skip
 
 
 def _correct(table: pl.DataFrame, correction: str) -> pl.DataFrame:
-    """Corrected p-values across the model comparisons of each (metric, pair type).
+    """Corrected p-values across the model comparisons of each (metric, pair type,
+    statistic).
 
     ``significant`` is null where the p-value is undefined.
     """
     out = []
-    for _, group in table.group_by("metric", "pair_type", maintain_order=True):
+    for _, group in table.group_by("metric", "pair_type", "statistic", maintain_order=True):
         cols = {f"{c}_adj": adjust(group[c].to_numpy(), correction)
                 for c in ("p_bootstrap", "p_wilcoxon_pairs")}  # fmt: skip
         out.append(group.with_columns(**{k: pl.Series(v) for k, v in cols.items()}))
@@ -187,13 +222,14 @@ def _correct(table: pl.DataFrame, correction: str) -> pl.DataFrame:
     return merged.select(COLUMNS)
 
 
-def leaderboard_rows(table: pl.DataFrame) -> pl.DataFrame:
-    """The rows of the four leaderboard components and the score (the terminal's view)."""
+def leaderboard_rows(table: pl.DataFrame, statistic: str = MEDIAN) -> pl.DataFrame:
+    """The rows of the four leaderboard components and the score (the terminal's view);
+    ``statistic``: also those of the worst-10% means (`WORST`)."""
     keep = [(p, m) for p, m in LEADERBOARD_COMPONENTS] + [("score", SCORE)]
     mask = pl.lit(False)
     for ptype, metric in keep:
         mask = mask | ((pl.col("pair_type") == ptype) & (pl.col("metric") == metric))
-    return table.filter(mask)
+    return table.filter(mask & (pl.col("statistic") == statistic))
 
 
 def compare(

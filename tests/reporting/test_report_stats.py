@@ -161,3 +161,18 @@ def test_scatter_labels_collide_neither_with_each_other_nor_the_legend() -> None
         assert not a.overlaps(b)
     legend = ax.get_legend().get_window_extent(renderer)
     assert not any(box.overlaps(legend) for box in boxes)
+
+
+def test_worst10_table_and_comparison_rows(report_html: Path, metrics_dir: Path) -> None:
+    """The mean of the worst 10% of pairs: a table row per model with intervals, and its
+    paired differences beside the medians' in the comparisons; in results.json too."""
+    html = report_html.read_text(encoding="utf-8")
+    start = html.index('<table id="worst10"')
+    table = html[start : html.index("</table>", start)]
+    for model in ("good", "hed-histogram"):
+        assert f'<td class="l">{model}</td>' in table
+    assert re.search(r">-?\d\.\d{3}<br><span class=\"cis\">", table)
+    start = html.index('<table id="comparisons"')
+    assert "worst 10% mean" in html[start : html.index("</table>", start)]
+    bundle = json.loads((metrics_dir / "24_tiles" / "good" / "results.json").read_text())
+    assert {"worst10_mean", "worst10_ci_low", "worst10_ci_high"} <= set(bundle["results"][0])

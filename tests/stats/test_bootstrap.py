@@ -109,12 +109,12 @@ def test_coverage_is_nominal_and_the_pair_bootstrap_is_not() -> None:
 
 def test_add_ci_columns_to_results() -> None:
     from plismbench.metrics.aggregate import aggregate
-    from plismbench.stats.summary import CI_COLUMNS, add_ci_columns
+    from plismbench.stats.summary import CI_COLUMNS, TAIL_COLUMNS, add_ci_columns
 
     frame = pairs_frame(3, 3)
     metrics = frame.with_columns(cosine_similarity=additive_values(frame, np.random.default_rng(3)))
     results = aggregate(metrics, ["cosine_similarity"])
     table = add_ci_columns(results, metrics, ["cosine_similarity"], n_boot=50)
-    assert table.columns == [*results.columns, *CI_COLUMNS]
+    assert table.columns == [*results.columns, *CI_COLUMNS, *TAIL_COLUMNS]
     assert table.select(results.columns).equals(results)
     assert table["median_ci_low"].is_not_null().all()

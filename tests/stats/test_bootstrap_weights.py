@@ -15,8 +15,8 @@ from plismbench.stats.bootstrap import hierarchical_weights, jackknife_weights, 
 def test_jackknife_rows_leave_one_unit_out() -> None:
     design = design_from_metrics(pairs_frame(4, 3))
     w = jackknife_weights(design)
-    sa, sb = design.slide_staining[design.pair_a], design.slide_staining[design.pair_b]
-    ca, cb = design.slide_scanner[design.pair_a], design.slide_scanner[design.pair_b]
+    sa, sb = design.staining_of[design.pair_a], design.staining_of[design.pair_b]
+    ca, cb = design.scanner_of[design.pair_a], design.scanner_of[design.pair_b]
     assert w.shape == (4 + 3, design.n_pairs)
     for i in range(4):
         np.testing.assert_array_equal(w[i], ((sa != i) & (sb != i)).astype(np.int64))

@@ -1,4 +1,5 @@
-"""No interval in any output excludes its estimate: results, leaderboard, breakdown.
+"""No interval in any output excludes its estimate: results (medians and worst-10% means),
+leaderboard, breakdown, and compare's worst-10% rows.
 
 (compare: tests/stats/test_compare.py.) Issue 19: a top-3 IQR of 0.275 had the interval
 [0.2875, 0.400]; accuracies on a grid of 1/16 (ties) make such discrete bootstraps.
@@ -35,6 +36,8 @@ def test_every_interval_contains_its_estimate(tmp_path: Path) -> None:
         m = _tied(seed)
         _inside(results_ci(m, metric_names((1, 3, 10)), n_boot=200, seed=seed),
                 "median", "median_ci_low", "median_ci_high")  # fmt: skip
+        _inside(results_ci(m, metric_names((1, 3, 10)), n_boot=200, seed=seed),
+                "worst10_mean", "worst10_ci_low", "worst10_ci_high")  # fmt: skip
         _inside(breakdown(m, n_boot=100, seed=seed), "median", "ci_low", "ci_high")
         write_evaluation(tmp_path / "m" / "20_tiles" / f"model{seed}", m, top_k=(1, 3, 10))
     board = plismbench.leaderboard(tmp_path / "m", write=False, n_boot=200)
@@ -43,3 +46,18 @@ def test_every_interval_contains_its_estimate(tmp_path: Path) -> None:
         _inside(board, c, f"{c}_ci_low", f"{c}_ci_high")
     _inside(board.with_columns(pl.col("rank").cast(pl.Float64)), "rank", "rank_ci_low",
             "rank_ci_high")  # fmt: skip
+
+
+def test_worst10_differences_in_compare_contain_their_estimate(tmp_path: Path) -> None:
+    """The bias-corrected interval is centred off the estimate: it still contains it."""
+    for seed in range(2):
+        write_evaluation(tmp_path / "m" / "20_tiles" / f"model{seed}", _tied(seed),
+                         top_k=(1, 3, 10))  # fmt: skip
+    table = plismbench.compare(tmp_path / "m", ["model0", "model1"], n_boot=200)
+    worst = table.filter(pl.col("statistic") == "worst10_mean")
+    assert worst.height == 6 * 4  # 6 metrics x (3 pair types + all)
+    _inside(worst, "difference", "ci_low", "ci_high")
+    # one decision: the interval excludes 0 exactly when p < 0.05
+    ok = worst.filter(pl.col("difference").is_not_nan())
+    excludes = (ok["ci_low"] > 0) | (ok["ci_high"] < 0)
+    assert (excludes == (ok["p_bootstrap"] < 0.05)).all()

@@ -91,14 +91,39 @@ def reference_results_ci(metrics: pl.DataFrame, names: list[str], **kw: object) 
             med = float(np.median(sub)) if defined else np.nan  # a NaN or inf: undefined
             reps = reference_weighted_quantiles(sub, w[:, mask], [0.5])
             m_lo, m_hi = reference_ci(boot, med, reps[:, 0], level, metric_bounds(name))
+            # worst 10%: repeat, sort, average the lowest tenth (highest for median rank)
+            sign = -1.0 if name == "median_rank" else 1.0
+            worst = sign * tail_brute(sign * sub, np.ones(sub.size, int)) if defined else np.nan
+            t_reps = np.array([sign * tail_brute(sign * sub, row) for row in w[:, mask]])
+            boot_part = t_reps[: boot.n_boot]
+            bias = float(np.mean(boot_part[np.isfinite(boot_part)])) - worst
+            t_lo, t_hi = reference_ci(boot, worst - bias, t_reps - 2 * bias, level,
+                                      metric_bounds(name))  # fmt: skip
             rows.append({"pair_type": ptype, "metric": name, "median": med,
-                         "median_ci_low": m_lo, "median_ci_high": m_hi})  # fmt: skip
+                         "median_ci_low": m_lo, "median_ci_high": m_hi, "worst10_mean": worst,
+                         "worst10_ci_low": min(t_lo, worst),
+                         "worst10_ci_high": max(t_hi, worst)})  # fmt: skip
     return pl.DataFrame(rows)
 
 
+def tail_brute(values: np.ndarray, row: np.ndarray, q: float = 0.1) -> float:
+    """Mean of the lowest ``q`` of ``values`` repeated by ``row`` (the boundary one in part)."""
+    rep = np.sort(np.repeat(values, row))
+    if rep.size == 0:
+        return float("nan")
+    k = q * rep.size
+    full = int(np.floor(k))
+    return float((rep[:full].sum() + (k - full) * rep[min(full, rep.size - 1)]) / k)
+
+
 def assert_same_bits(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    """Medians bit for bit; the worst-10% means (sums in another order) to 1e-9."""
     assert got.columns == want.columns and got.height == want.height
     for c in got.columns:
+        if c.startswith("worst10"):
+            a, b = got[c].to_numpy(), want[c].to_numpy()
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=c)
+            continue
         a, b = got[c].to_numpy(), want[c].to_numpy()
         if a.dtype.kind == "f":
             np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64), err_msg=c)
