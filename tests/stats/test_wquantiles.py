@@ -23,6 +23,7 @@ from plismbench.metrics.aggregate import metric_names, pair_type_order
 from plismbench.stats import Bootstrap, design_from_metrics, results_ci, weighted_quantiles
 from plismbench.stats.bootstrap import _jackknife_var, percentile_ci
 from plismbench.stats.bounds import metric_bounds
+from plismbench.stats.summary import TAIL_METRICS
 from plismbench.stats.wquantiles import accumulator
 
 QS = [0.0, 0.025, 0.25, 0.5, 0.75, 0.975, 1.0]
@@ -99,10 +100,12 @@ def reference_results_ci(metrics: pl.DataFrame, names: list[str], **kw: object) 
             bias = float(np.mean(boot_part[np.isfinite(boot_part)])) - worst
             t_lo, t_hi = reference_ci(boot, worst - bias, t_reps - 2 * bias, level,
                                       metric_bounds(name))  # fmt: skip
+            tail = name in TAIL_METRICS  # the others' tail columns are empty
             rows.append({"pair_type": ptype, "metric": name, "median": med,
-                         "median_ci_low": m_lo, "median_ci_high": m_hi, "worst10_mean": worst,
-                         "worst10_ci_low": min(t_lo, worst),
-                         "worst10_ci_high": max(t_hi, worst)})  # fmt: skip
+                         "median_ci_low": m_lo, "median_ci_high": m_hi,
+                         "worst10_mean": worst if tail else None,
+                         "worst10_ci_low": min(t_lo, worst) if tail else None,
+                         "worst10_ci_high": max(t_hi, worst) if tail else None})  # fmt: skip
     return pl.DataFrame(rows)
 
 
