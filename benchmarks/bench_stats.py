@@ -152,7 +152,10 @@ def main() -> None:
           f"metrics, n_boot {args.n_boot}, median of {args.repeat}")  # fmt: skip
     new = results_ci(metrics, names, n_boot=args.n_boot)  # warm-up (imports) and check
     old = baseline_results_ci(metrics, names, n_boot=args.n_boot)
-    assert same_bits(new, old), "results_ci differs from the baseline"
+    # The estimates agree bit for bit; the intervals differ by design since the per-pair-type
+    # weights (docs/statistics.md) replaced the baseline's squared weights.
+    keys = ["pair_type", "metric", "median"]
+    assert same_bits(new.select(keys), old.select(keys)), "results_ci's medians differ"
     t_new, t_old = [], []
     for _ in range(args.repeat):  # interleaved: both see the same machine load
         t = time.perf_counter()
@@ -162,7 +165,7 @@ def main() -> None:
         baseline_results_ci(metrics, names, n_boot=args.n_boot)
         t_old.append(time.perf_counter() - t)
     new_ms, old_ms = 1e3 * np.median(t_new), 1e3 * np.median(t_old)
-    print(f"results_ci        {new_ms:8.1f} ms   (identical bits: yes)")
+    print(f"results_ci        {new_ms:8.1f} ms   (medians identical; + worst-10% means)")
     print(f"baseline          {old_ms:8.1f} ms   ratio new/baseline {new_ms / old_ms:.3f}")
     stats_ms, special_ms = import_ms("scipy.stats"), import_ms("scipy.special")
     print(f"import scipy.stats   {stats_ms:8.1f} ms (baseline's widening)")
