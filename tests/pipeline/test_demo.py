@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 #: The leaderboard's four components.
 COMPONENTS = (
@@ -36,6 +38,26 @@ def _assert_models_separate(board: pl.DataFrame) -> None:
     assert sum(disjoint_pairs(c) for c in COMPONENTS) >= 1, board.select("model", *COMPONENTS)
 
 
+def _numbers(table: str) -> list[list[float]]:
+    rows = [line.split("|")[2:-1] for line in table.splitlines()[2:]]
+    return [[float(cell) for cell in row] for row in rows]
+
+
+def _assert_why_doc_matches(analysis: Path) -> None:
+    """docs/why.md's demo table is what this demo gives (regenerate: docs/why_numbers.py),
+    to within the last printed digit (other CPUs may round the other way)."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    spec = importlib.util.spec_from_file_location("why_numbers", docs / "why_numbers.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    documented = script.block((docs / "why.md").read_text(encoding="utf-8"), "demo")
+    measured = script.demo(analysis)
+    assert documented.splitlines()[:2] == measured.splitlines()[:2]
+    for want, got in zip(_numbers(documented), _numbers(measured), strict=True):
+        assert got == pytest.approx(want, abs=0.0015), "run docs/why_numbers.py --demo-analysis"
+
+
 def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
     cmd = [sys.executable, "-m", "plismbench", "run", "--out-dir", str(tmp_path / "out")]
@@ -55,6 +77,7 @@ def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     assert "<title>plismbench demo report" in report.read_text(encoding="utf-8")
     run = json.loads((base / "hed-histogram" / "run.json").read_text())
     assert run["n_slides"] == 91 and run["n_pairs"] == 4095
+    _assert_why_doc_matches(tmp_path / "out" / "analysis")
     assert not (tmp_path / "out" / "data" / "synthetic").exists()  # demo tiles cleaned up
 
     # a second run finds every stage complete and redoes nothing
