@@ -106,6 +106,11 @@ def _hed_loader(
 
 #: The histogram modules read raw uint8 tiles: no normalisation, no resize.
 _RAW: dict[str, Any] = {"normalise": False}
+#: What the two weight-free histogram baselines share.
+_HISTOGRAM: dict[str, Any] = {
+    "embed_dim": 96, "pooling": "model", "num_prefix_tokens": 0, "input_size": 0,
+    "dtype": "fp32", "params_m": 0.0, "licence": "Apache-2.0", **_RAW,
+}  # fmt: skip
 
 
 def _random_vit_loader(
@@ -144,27 +149,13 @@ BASELINES: tuple[ExtractorSpec, ...] = (
     ExtractorSpec(
         name="rgb-histogram",
         loader=_rgb_loader,
-        embed_dim=96,
-        pooling="model",
-        num_prefix_tokens=0,
-        input_size=0,
-        dtype="fp32",
-        params_m=0.0,
-        licence="Apache-2.0",
         aliases=("rgb-hist", "rgb"),
         description="Baseline: sqrt of 32-bin R, G and B histograms, every 2nd pixel (no weights).",
-        **_RAW,
+        **_HISTOGRAM,
     ),
     ExtractorSpec(
         name="hed-histogram",
         loader=_hed_loader,
-        embed_dim=96,
-        pooling="model",
-        num_prefix_tokens=0,
-        input_size=0,
-        dtype="fp32",
-        params_m=0.0,
-        licence="Apache-2.0",
         aliases=("hed-hist", "hed"),
         citation=(
             "Ruifrok AC, Johnston DA. Quantification of histochemical staining by colour "
@@ -174,7 +165,7 @@ BASELINES: tuple[ExtractorSpec, ...] = (
             "Baseline: sqrt of 32-bin haematoxylin, eosin and DAB histograms, every 2nd pixel "
             "(no weights)."
         ),
-        **_RAW,
+        **_HISTOGRAM,
     ),
     _RANDOM_VIT,
 )
