@@ -58,6 +58,23 @@ def _assert_why_doc_matches(analysis: Path) -> None:
         assert got == pytest.approx(want, abs=0.0015), "run docs/why_numbers.py --demo-analysis"
 
 
+def _assert_reading_results_matches(board: pl.DataFrame) -> None:
+    """docs/reading-results.md shows this demo's leaderboard (to the last printed digit)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reading-results.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and "weights)" in line]
+    assert len(rows) == 3
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        row = board.filter(pl.col("model") == cells[1].split(" ")[0]).row(0, named=True)
+        assert int(cells[0]) == row["rank"]
+        values = [float(v) for v in cells[2:6]]
+        score, lo, hi = (float(v) for v in cells[6].replace("[", "").replace("]", "")
+                         .replace(",", "").split())  # fmt: skip
+        want = [*(row[c] for c in COMPONENTS), row["leaderboard_metric"],
+                row["leaderboard_metric_ci_low"], row["leaderboard_metric_ci_high"]]
+        assert [*values, score, lo, hi] == pytest.approx(want, abs=0.0015), line
+
+
 def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
     cmd = [sys.executable, "-m", "plismbench", "run", "--out-dir", str(tmp_path / "out")]
@@ -78,6 +95,7 @@ def test_default_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     run = json.loads((base / "hed-histogram" / "run.json").read_text())
     assert run["n_slides"] == 91 and run["n_pairs"] == 4095
     _assert_why_doc_matches(tmp_path / "out" / "analysis")
+    _assert_reading_results_matches(pl.read_csv(base / "leaderboard.csv"))
     assert not (tmp_path / "out" / "data" / "synthetic").exists()  # demo tiles cleaned up
 
     # a second run finds every stage complete and redoes nothing
